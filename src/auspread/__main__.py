@@ -1,0 +1,3 @@
+from auspread.cli import main
+
+main()

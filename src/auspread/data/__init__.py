@@ -1,0 +1,1 @@
+"""Data layer: readers → VideoIndex → label policies → samplers → batches (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""Engine: typed configs, the training loop, checkpoints, logging and distribution."""

@@ -1,0 +1,190 @@
+"""Typed experiment configuration (pydantic). Saved as ``config.yaml`` in every run folder and as plain data in
+every checkpoint, so a checkpoint alone rebuilds its model."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_validator, model_validator
+
+from auspread.errors import ConfigError
+from auspread.methods.base import MethodOptions, get_method
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class LabelRegime(_Strict):
+    """Which labels training may see. Written as ``"100%"``, ``"5%"`` or ``"every:9"`` (KS supplement §1.2:
+    one label every k frames; a ratio r% means k = round(100 / r))."""
+
+    every: int = Field(1, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, v: Any) -> Any:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            v = f"{v}%"
+        if isinstance(v, str):
+            s = v.strip().lower()
+            m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*%", s)
+            if m:
+                r = float(m.group(1))
+                if not 0 < r <= 100:
+                    raise ValueError(f"label ratio must be in (0, 100]%, got {v!r}")
+                return {"every": max(1, round(100.0 / r))}
+            m = re.fullmatch(r"every[:=]\s*(\d+)", s)
+            if m:
+                return {"every": int(m.group(1))}
+            raise ValueError(f"labels must look like '5%' or 'every:9', got {v!r}")
+        return v
+
+    @property
+    def ratio(self) -> float:
+        return 1.0 / self.every
+
+    def __str__(self) -> str:
+        return "100%" if self.every == 1 else f"every:{self.every} (~{100 / self.every:.3g}%)"
+
+
+class AugmentConfig(_Strict):
+    """Clip-consistent augmentation (one draw per clip). Defaults follow KS §4.2 / supplement §2.1."""
+
+    rotation: float = Field(45.0, ge=0, le=180, description="max |rotation| in degrees")
+    flip: bool = True
+    color_jitter: float = Field(0.4, ge=0, le=1, description="brightness/contrast/saturation factor range ±")
+    crop: bool = True  # random crop image_size out of store_size (test: resize/centre, see data.transforms)
+
+
+class DataConfig(_Strict):
+    dataset: Literal["synthetic", "bp4d", "bp4d+", "disfa", "lists", "generic"] = "synthetic"
+    root: Path | None = None  # None with dataset=synthetic: the cached synthetic preset below
+    synth_preset: Literal["tiny", "small", "bp4d-like", "disfa-like"] = "small"
+    synth_format: Literal["bp4d", "disfa"] = "bp4d"
+    fold: int = Field(1, ge=1, le=3)
+    image_size: int = Field(112, ge=32)  # network input side
+    store_size: int | None = None  # frame-store side; default round(image_size * 8 / 7) (224 → 256)
+    labels: LabelRegime = LabelRegime()
+    label_seed: int = 0
+    val_fraction: float = Field(0.2, ge=0, lt=1)  # training subjects held out for model selection
+    select_on: Literal["val", "test"] = "val"  # "test" only to compare with papers that select on the test fold
+    disfa_threshold: float = 2.0
+    camera: Literal["left", "right"] = "left"
+    num_workers: int = Field(0, ge=0)
+    augment: AugmentConfig = AugmentConfig()
+
+    @property
+    def resolved_store_size(self) -> int:
+        return self.store_size or int(round(self.image_size * 8 / 7))
+
+
+class OptimConfig(_Strict):
+    optimizer: Literal["sgd", "adamw", "adam"] = "sgd"
+    lr: float = Field(0.01, gt=0)
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(16, ge=1)
+    steps_per_epoch: int | None = Field(None, ge=1)  # cap (CPU budgets); None = one pass over the items
+    schedule: Literal["cosine", "constant", "step"] = "cosine"
+    warmup_epochs: float = 0.0
+    grad_clip: float | None = None
+    amp: Literal["off", "bf16", "fp16"] = "off"
+    ema: float | None = None  # EMA decay of the weights used for evaluation, if set
+
+
+class RunConfig(_Strict):
+    method: SerializeAsAny[MethodOptions]
+    data: DataConfig = DataConfig()
+    optim: OptimConfig = OptimConfig()
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:1 | mps
+    out_dir: Path = Path("runs")
+    name: str | None = None  # run folder name; default <method>-<dataset>-f<fold>-<labels>-<time>
+    eval_every: int = Field(1, ge=1)  # epochs between validations
+    log_every: int = Field(10, ge=1)  # steps between metrics.jsonl lines
+    pretrained: str | None = None  # "imagenet" or a local weights file for the backbone(s)
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _method(cls, v: Any) -> Any:
+        if isinstance(v, MethodOptions):
+            return v
+        if isinstance(v, str):
+            v = {"name": v}
+        if not isinstance(v, dict) or "name" not in v:
+            raise ValueError("method must be a method name or a mapping with a 'name'")
+        return get_method(v["name"]).Options.model_validate(v)
+
+
+# --- loading, overrides ---------------------------------------------------------------------------------------
+def _set_dotted(d: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    cur = d
+    for p in parts[:-1]:
+        nxt = cur.get(p)
+        if nxt is None:
+            nxt = cur[p] = {}
+        elif not isinstance(nxt, dict):
+            raise ConfigError(f"override {key!r}: {p!r} is not a section")
+        cur = nxt
+    cur[parts[-1]] = value
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply ``key.sub=value`` overrides (values parsed as YAML: ``optim.lr=1e-3``, ``data.augment.flip=false``)."""
+    for o in overrides:
+        if "=" not in o:
+            raise ConfigError(f"bad override {o!r}: expected key=value, e.g. optim.lr=0.001")
+        k, v = o.split("=", 1)
+        if not k.strip():
+            raise ConfigError(f"bad override {o!r}: empty key")
+        try:
+            val = yaml.safe_load(v) if v != "" else None
+        except yaml.YAMLError:
+            val = v
+        _set_dotted(raw, k.strip(), val)
+    return raw
+
+
+def build_config(raw: dict) -> RunConfig:
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            lines.append(f"{loc}: {err['msg']}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, base: dict | None = None) -> RunConfig:
+    """YAML file (optional) + ``key=value`` overrides → validated :class:`RunConfig`."""
+    raw: dict = dict(base or {})
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found")
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: not valid YAML ({e})") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: expected a mapping at the top level")
+        raw.update(loaded)
+    raw = apply_overrides(raw, overrides or [])
+    raw.setdefault("method", "supervised")
+    return build_config(raw)
+
+
+def config_to_dict(cfg: RunConfig) -> dict:
+    """Plain JSON-able data (for checkpoints loadable with ``weights_only=True`` and for config.yaml)."""
+    return cfg.model_dump(mode="json")
+
+
+def dump_yaml(cfg: RunConfig) -> str:
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)

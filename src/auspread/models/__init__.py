@@ -1,0 +1,1 @@
+"""Networks of each method (no losses here) and the shared backbones."""

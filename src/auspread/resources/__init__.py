@@ -1,0 +1,1 @@
+"""Packaged data files (AU vocabulary, standard folds)."""
