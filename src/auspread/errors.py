@@ -19,6 +19,9 @@ class DataError(AuspreadError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
+    def __reduce__(self):  # picklable, so it crosses process pools (parallel frame-store builds) intact
+        return (type(self), (self.path, self.problem))
+
 
 class ConfigError(AuspreadError):
     """A bad configuration value or override."""

@@ -33,7 +33,7 @@ def _main(
 
 
 # command modules, each with register(app); a module not written yet is skipped
-for _name in ["synth", "data", "train", "study", "predict", "export"]:
+for _name in ["synth", "data", "prepare", "train", "study", "predict", "export"]:
     try:
         importlib.import_module(f"auspread.cli.{_name}").register(app)
     except ModuleNotFoundError as _e:
@@ -44,7 +44,9 @@ for _name in ["synth", "data", "train", "study", "predict", "export"]:
 def main() -> None:
     """Entry point: user errors become one clear line on stderr and a non-zero exit, not a traceback."""
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)
+        if isinstance(rc, int) and rc:  # a command's typer.Exit(code) is returned, not raised, in this mode
+            sys.exit(rc)
     except AuspreadError as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(e.exit_code)

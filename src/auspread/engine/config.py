@@ -61,7 +61,7 @@ class AugmentConfig(_Strict):
 
 
 class DataConfig(_Strict):
-    dataset: Literal["synthetic", "bp4d", "bp4d+", "disfa", "lists", "generic"] = "synthetic"
+    dataset: Literal["synthetic", "bp4d", "bp4d+", "disfa", "lists", "generic", "prepared"] = "synthetic"
     root: Path | None = None  # None with dataset=synthetic: the cached synthetic preset below
     synth_preset: Literal["tiny", "small", "bp4d-like", "disfa-like"] = "small"
     synth_format: Literal["bp4d", "disfa"] = "bp4d"
@@ -75,6 +75,7 @@ class DataConfig(_Strict):
     disfa_threshold: float = 2.0
     camera: Literal["left", "right"] = "left"
     num_workers: int = Field(0, ge=0)
+    cache_dir: Path | None = None  # frame-store cache; default $AUSPREAD_CACHE/frames or ~/.cache/auspread/frames
     augment: AugmentConfig = AugmentConfig()
 
     @property
@@ -91,10 +92,13 @@ class OptimConfig(_Strict):
     batch_size: int = Field(16, ge=1)
     steps_per_epoch: int | None = Field(None, ge=1)  # cap (CPU budgets); None = one pass over the items
     schedule: Literal["cosine", "constant", "step"] = "cosine"
-    warmup_epochs: float = 0.0
+    lr_steps: list[float] | None = None  # schedule=step: epochs where lr *= lr_gamma (default: 50% and 75%)
+    lr_gamma: float = Field(0.1, gt=0)
+    warmup_epochs: float = Field(0.0, ge=0)
     grad_clip: float | None = None
     amp: Literal["off", "bf16", "fp16"] = "off"
-    ema: float | None = None  # EMA decay of the weights used for evaluation, if set
+    ema: float | None = Field(None, gt=0, lt=1)  # EMA decay of the weights used for evaluation, if set
+    channels_last: bool = False  # channels-last memory format for the model and its inputs (faster with bf16)
 
 
 class RunConfig(_Strict):
@@ -103,6 +107,7 @@ class RunConfig(_Strict):
     optim: OptimConfig = OptimConfig()
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:1 | mps
+    threads: int | None = Field(None, ge=1)  # CPU threads for torch (None: torch's default; 1 on a busy machine)
     out_dir: Path = Path("runs")
     name: str | None = None  # run folder name; default <method>-<dataset>-f<fold>-<labels>-<time>
     eval_every: int = Field(1, ge=1)  # epochs between validations
@@ -176,8 +181,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: expected a mapping at the top level")
         raw.update(loaded)
+    if isinstance(raw.get("method"), str):  # "method: ks" + "method.clip_len=5" → a mapping with a name
+        raw["method"] = {"name": raw["method"]}
     raw = apply_overrides(raw, overrides or [])
     raw.setdefault("method", "supervised")
+    if isinstance(raw["method"], dict) and "name" not in raw["method"]:
+        raw["method"] = {"name": "supervised", **raw["method"]}
     return build_config(raw)
 
 

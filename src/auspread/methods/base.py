@@ -51,7 +51,7 @@ class DataSpec:
     sampling: Literal["key_frames", "all_frames", "video_windows"] = "key_frames"
     key_frame_shift: bool = False  # key position m = batch_number mod clip_len (KS); otherwise a random position
     unlabelled_ratio: float = 0.0  # mu: unlabelled clips per labelled clip in batch["unlabelled"] (0 = none)
-    unlabelled_from_epoch: int = 0  # the engine adds batch["unlabelled"] only from this epoch on (0-based)
+    unlabelled_from_epoch: int = 0  # the sampler adds batch["unlabelled"] only from this epoch on (0-based)
     strong_view: bool = False
     landmarks: bool = False
 

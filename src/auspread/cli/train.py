@@ -1,0 +1,124 @@
+"""``auspread train``, ``auspread eval`` and ``auspread cv``."""
+
+from __future__ import annotations
+
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+import yaml
+
+from auspread.errors import ConfigError
+
+MAIN_JOB = "main.yaml"  # packaged default of `auspread train` with no --config (auspread/resources/main.yaml)
+
+
+def _main_job_defaults() -> dict:
+    text = resources.files("auspread.resources").joinpath(MAIN_JOB).read_text()
+    return yaml.safe_load(text) or {}
+
+
+def _config(config: Optional[Path], overrides: List[str]):
+    from auspread.engine.config import load_config
+
+    base = None if config is not None else _main_job_defaults()
+    return load_config(config, list(overrides or []), base=base)
+
+
+def _is_main() -> bool:
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _print_summary(s) -> None:
+    from auspread.evaluation.report import format_table
+
+    if s.test_scores is not None:
+        typer.echo("")
+        typer.echo(format_table(s.test_scores, title=f"test F1 per AU (%), best epoch {s.best_epoch}, selected on {s.selected_on}"))
+    val = "-" if s.val_f1 is None else f"{100 * s.val_f1:.1f}"
+    typer.echo(f"\nval mean F1 {val} | test mean F1 {100 * s.test_f1:.1f} | {s.train_fps:.0f} training frames/s | "
+               f"{s.epochs} epochs in {s.seconds / 60:.1f} min")
+    typer.echo(f"results: {s.run_dir / 'results'}")
+    typer.echo(str(s.run_dir))
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("train")
+    def train(
+        overrides: Optional[List[str]] = typer.Argument(None, help="key=value overrides, e.g. optim.lr=0.001 data.labels=5%"),
+        config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML run config (default: the README main job)"),
+        resume: Optional[Path] = typer.Option(None, "--resume", help="continue a killed run folder from its last.pt"),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
+    ) -> None:
+        """Train a method and evaluate its best (validation-selected) checkpoint on the test subjects.
+
+        With no arguments: the supervised baseline on the `small` synthetic preset (generated once and cached).
+        Multi-process: torchrun --nproc_per_node=N -m auspread train ...
+        """
+        from auspread.engine import distributed as D
+        from auspread.engine.run import run_training
+
+        if resume is not None:
+            if overrides or config is not None:
+                raise ConfigError("--resume continues a run with its saved config; do not pass --config or overrides")
+            from auspread.engine.checkpoint import LAST, load_checkpoint
+            from auspread.engine.config import build_config
+            from auspread.engine.run import check_run_dir
+
+            cfg = build_config(load_checkpoint(check_run_dir(resume, need=LAST) / "checkpoints" / LAST)["config"])
+        else:
+            cfg = _config(config, overrides or [])
+        try:
+            summary = run_training(cfg, progress=not quiet, resume=resume)
+        finally:
+            D.cleanup()
+        if _is_main():
+            _print_summary(summary)
+
+    @app.command("eval")
+    def evaluate(
+        run: Path = typer.Argument(..., help="a run folder (printed by `auspread train`)"),
+        data: Optional[List[str]] = typer.Option(None, "--data", help="data override key=value (repeatable), e.g. --data root=/other/BP4D"),
+        split: str = typer.Option("test", "--split", help="test, val or train (all frames of those subjects)"),
+        out: Optional[Path] = typer.Option(None, "--out", help="results folder (default RUN/results)"),
+        quiet: bool = typer.Option(False, "--quiet", "-q"),
+    ) -> None:
+        """Evaluate a run's best checkpoint (rebuilt from the checkpoint alone): per-AU F1 table and result files."""
+        from auspread.engine.run import evaluate_run
+        from auspread.evaluation.report import format_table
+
+        r = evaluate_run(run, data_overrides=list(data or []), split=split, progress=not quiet, out_dir=out)
+        typer.echo(format_table(r.scores, title=f"{split} F1 per AU (%)"))
+        typer.echo(f"\nmean F1 {100 * r.scores.mean_f1:.1f} | mean accuracy {100 * r.scores.mean_accuracy:.1f}")
+        typer.echo(str(r.out_dir))
+
+    @app.command("cv")
+    def cv(
+        overrides: Optional[List[str]] = typer.Argument(None, help="key=value overrides"),
+        config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML run config (default: the README main job)"),
+        folds: str = typer.Option("1,2,3", "--folds", help="comma-separated folds"),
+        quiet: bool = typer.Option(False, "--quiet", "-q"),
+    ) -> None:
+        """Train and test the three standard folds; one table with each fold and the mean (cv.md, cv.csv)."""
+        from auspread.engine import distributed as D
+        from auspread.engine.run import run_cv
+
+        try:
+            fs = tuple(int(f) for f in folds.split(",") if f.strip())
+        except ValueError:
+            raise ConfigError(f"--folds must look like 1,2,3, got {folds!r}") from None
+        if not fs or any(f not in (1, 2, 3) for f in fs):
+            raise ConfigError(f"--folds must be among 1, 2, 3, got {folds!r}")
+        cfg = _config(config, overrides or [])
+        try:
+            res = run_cv(cfg, fs, progress=not quiet)
+        finally:
+            D.cleanup()
+        if _is_main():
+            typer.echo("")
+            typer.echo(res.table.round(1).to_string())
+            typer.echo(str(res.cv_dir))

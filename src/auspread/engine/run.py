@@ -1,0 +1,347 @@
+"""The Python API of training and evaluation (used by ``auspread train/eval/cv`` and by ``auspread study``).
+
+- :func:`run_training` ``(cfg) -> RunSummary``: data → method → :class:`~auspread.engine.loop.Trainer` → final test
+  evaluation with the best (validation-selected) checkpoint → ``RUN/results``.
+- :func:`evaluate_run` ``(run_dir) -> EvalResult``: rebuilds the model from ``best.pt`` alone and evaluates a split.
+- :func:`run_cv` ``(cfg, folds) -> CVResult``: the three standard folds and their mean, as in the papers.
+
+A run folder holds ``config.yaml``, ``data.json`` (subjects of each split, label policy), ``metrics.jsonl``,
+``tb/``, ``checkpoints/{last,best}.pt`` and ``results/``.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import torch
+
+from auspread.engine import distributed as D
+from auspread.engine.checkpoint import BEST, LAST, load_checkpoint
+from auspread.engine.config import RunConfig, apply_overrides, build_config, config_to_dict, dump_yaml
+from auspread.engine.data import (Splits, dataset_info, eval_transform, info_from_dict, info_to_dict, label_summary,
+                                  open_store, read_index, split_index)
+from auspread.engine.logging import RunLogger
+from auspread.engine.loop import FitResult, Trainer, TrainHooks, autocast_factory, seed_everything
+from auspread.errors import ConfigError, DataError, RunError
+from auspread.evaluation.dense import evaluate_split
+from auspread.evaluation.metrics import AUScores
+from auspread.evaluation.report import write_results
+from auspread.io import atomic_write_text
+from auspread.methods.base import DatasetInfo, Method, get_method
+
+
+@dataclass
+class RunSummary:
+    run_dir: Path
+    best_epoch: int | None
+    val_f1: float | None  # mean F1 of the best epoch on the validation subjects (None without validation)
+    test_f1: float
+    test_accuracy: float
+    test_per_au: dict[str, float]
+    train_fps: float  # training frames/s, all processes together
+    epochs: int
+    steps: int
+    seconds: float
+    selected_on: str  # "val", "test" (papers' protocol) or "last" (no validation split)
+    test_scores: AUScores | None = None
+    history: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.__dict__.items()
+                if k not in ("test_scores", "history")}
+
+
+@dataclass
+class EvalResult:
+    run_dir: Path
+    split: str
+    scores: AUScores
+    out_dir: Path
+    paths: dict[str, Path]
+
+
+@dataclass
+class CVResult:
+    cv_dir: Path
+    folds: list[RunSummary]
+    table: "object"  # pandas.DataFrame: one row per fold and the mean; columns AU F1s, mean F1, mean accuracy
+    markdown: str
+
+
+# --- building blocks -------------------------------------------------------------------------------------------
+def build_method(cfg: RunConfig, info: DatasetInfo, pretrained: str | None = None) -> Method:
+    """The method of ``cfg`` built for ``info``. Methods whose constructor takes ``pretrained`` get it."""
+    cls = get_method(cfg.method.name)
+    params = inspect.signature(cls.__init__).parameters
+    kwargs = {}
+    if "pretrained" in params:
+        kwargs["pretrained"] = pretrained
+    elif pretrained:
+        raise ConfigError(f"method {cfg.method.name!r} does not take pretrained weights (pretrained={pretrained!r})")
+    return cls(cfg.method, info, **kwargs)
+
+
+def _slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "-", s).strip("-")
+
+
+def default_run_name(cfg: RunConfig) -> str:
+    ds = cfg.data.dataset if cfg.data.dataset != "synthetic" else f"synth-{cfg.data.synth_preset}"
+    lab = "100pct" if cfg.data.labels.every == 1 else f"every{cfg.data.labels.every}"
+    return _slug(f"{cfg.method.name}-{ds}-f{cfg.data.fold}-{lab}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+
+
+def _new_run_dir(cfg: RunConfig) -> Path:
+    base = Path(cfg.out_dir) / (cfg.name or default_run_name(cfg))
+    d, k = base, 2
+    while d.exists() and any(d.iterdir()):
+        d = base.with_name(f"{base.name}-{k}")
+        k += 1
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def check_run_dir(run_dir: str | Path, need: str = BEST) -> Path:
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise RunError(f"{run_dir}: run folder does not exist")
+    if not run_dir.is_dir() or not (run_dir / "config.yaml").is_file():
+        raise RunError(f"{run_dir}: not a run folder (no config.yaml; expected the folder `auspread train` printed)")
+    if not (run_dir / "checkpoints" / need).is_file():
+        raise RunError(f"{run_dir}: run has no checkpoints/{need} (it was stopped before its first epoch ended?)")
+    return run_dir
+
+
+def _autocast(cfg: RunConfig, device: torch.device):
+    return autocast_factory(cfg.optim.amp, device)
+
+
+def _eval_model(method: Method, state: dict) -> Method:
+    """The weights used for evaluation: the EMA weights if the run kept them, else the model's."""
+    method.load_state_dict(state["model"])
+    if state.get("ema") is not None:
+        ema = copy.deepcopy(method)
+        ema.load_state_dict(state["ema"])
+        return ema
+    return method
+
+
+def _open_stores(dist: D.DistInfo, progress: bool, dc, indexes: list) -> list:
+    """Frame stores, built by rank 0 first (the others then only map the files)."""
+    stores = [None] * len(indexes)
+    if dist.is_main:
+        stores = [open_store(ix, dc, progress) if ix is not None else None for ix in indexes]
+    D.barrier()
+    if not dist.is_main:
+        stores = [open_store(ix, dc, False) if ix is not None else None for ix in indexes]
+    return stores
+
+
+def _notes(cfg: RunConfig, splits: Splits, best_epoch: int | None, selected: str) -> list[str]:
+    sel = {"val": f"model selected on {len(splits.subjects['val'])} validation subjects carved from the training subjects",
+           "test": "model selected ON THE TEST FOLD (data.select_on=test, the papers' protocol; optimistic)",
+           "last": "no validation split (data.val_fraction=0): the last epoch is evaluated"}[selected]
+    return [
+        f"method: {cfg.method.name}; dataset: {cfg.data.dataset}"
+        + (f" ({cfg.data.synth_preset})" if cfg.data.dataset == "synthetic" else "") + f"; fold {cfg.data.fold}",
+        f"labels: {cfg.data.labels} of the training frames",
+        f"{sel}; best epoch {best_epoch}",
+        f"subjects: {len(splits.subjects['train'])} train, {len(splits.subjects['val'])} val, {len(splits.subjects['test'])} test",
+    ]
+
+
+# --- training --------------------------------------------------------------------------------------------------
+def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | None = None,
+                 hooks: TrainHooks | None = None) -> RunSummary:
+    """Train ``cfg`` (or continue the killed run ``resume`` from its ``last.pt``), then evaluate the best
+    checkpoint on the test subjects and write ``RUN/results``. Works under ``torchrun`` (one call per process)."""
+    t_start = time.time()
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = D.resolve_device(cfg.device, local_rank)
+    dist = D.init_distributed(device)
+    resume_state = None
+    if resume is not None:
+        run_dir = check_run_dir(resume, need=LAST)
+        resume_state = load_checkpoint(run_dir / "checkpoints" / LAST)
+        cfg = build_config(resume_state["config"])
+        if resume_state["epoch"] >= cfg.optim.epochs and (run_dir / "results" / "summary.json").is_file():
+            raise RunError(f"{run_dir}: run already finished ({cfg.optim.epochs} epochs); nothing to resume")
+    show = progress and dist.is_main
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    get_method(cfg.method.name)  # an unknown method fails before any work
+    if cfg.optim.batch_size % dist.world_size:
+        raise ConfigError(f"optim.batch_size={cfg.optim.batch_size} (the global batch) must be divisible by the "
+                          f"number of processes ({dist.world_size})")
+
+    seed_everything(cfg.seed)
+    index = read_index(cfg.data, progress=show)
+    splits = split_index(index, cfg.data, cfg.seed)
+    from auspread.data.labels import sparsify
+
+    sparse = sparsify(splits.train, cfg.data.labels.every, cfg.data.label_seed)
+    if len(sparse.key_frames) == 0:
+        raise DataError(index.root or index.dataset, "the training split has no labelled frame")
+    if resume is None:  # the run folder appears only once the data is known to be usable
+        run_dir = D.broadcast_object(_new_run_dir(cfg) if dist.is_main else None)
+    info = dataset_info(sparse.index, cfg.data) if resume_state is None else info_from_dict(resume_state["dataset_info"])
+    train_store, val_store, test_store = _open_stores(dist, show, cfg.data, [splits.train, splits.val, splits.test])
+
+    seed_everything(cfg.seed)  # the same initial weights whatever was drawn while reading the data
+    method = build_method(cfg, info, cfg.pretrained).to(device)
+    if cfg.optim.channels_last:
+        method = method.to(memory_format=torch.channels_last)
+    if dist.rank > 0:
+        seed_everything(cfg.seed + 1_000_003 * dist.rank)  # per-rank stream for dropout etc.; rank 0 = 1 process
+    world = dist.world_size
+    from auspread.data.sampling import TrainBatches
+
+    batches = TrainBatches(splits.train, sparse.key_frames, train_store, method.data_spec(), cfg.data,
+                           cfg.optim.batch_size // world, seed=cfg.seed, rank=dist.rank, world_size=world)
+    tf = eval_transform(cfg.data)
+    autocast = _autocast(cfg, device)
+    validate = None
+    if splits.val is not None:
+        def validate(model):
+            return evaluate_split(model, val_store, splits.val, tf, device, dist=dist, autocast=autocast)[0]
+
+    if dist.is_main and resume_state is None:
+        atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
+        atomic_write_text(run_dir / "data.json", json.dumps({
+            "root": index.root, "dataset": index.dataset, "aus": list(index.aus), "subjects": splits.subjects,
+            "select_on": cfg.data.select_on, "labels": label_summary(splits.train, sparse.key_frames, sparse.every),
+            "class_weights": info.class_weights.tolist(), "world_size": world,
+        }, indent=2))
+    D.barrier()
+
+    trainer = Trainer(cfg, method, batches, validate, run_dir, device, dist, progress=show,
+                      checkpoint_extra={"config": config_to_dict(cfg), "dataset_info": info_to_dict(info)}, hooks=hooks)
+    fit: FitResult = trainer.fit(resume_state)
+    D.barrier()
+
+    # final evaluation of the selected checkpoint on the test subjects
+    best = load_checkpoint(run_dir / "checkpoints" / BEST)
+    model = _eval_model(method, best)
+    scores, preds = evaluate_split(model, test_store, splits.test, tf, device, dist=dist, autocast=autocast,
+                                   keep_predictions=True, progress=show, desc="test")
+    selected = "test" if splits.val_is_test else ("val" if splits.val is not None else "last")
+    best_val = best["best"]["val_f1"]
+    summary = RunSummary(
+        run_dir=run_dir, best_epoch=best["epoch"], val_f1=best_val if selected == "val" else None,
+        test_f1=scores.mean_f1, test_accuracy=scores.mean_accuracy,
+        test_per_au={f"AU{a}": float(f) for a, f in zip(scores.aus, scores.f1)},
+        train_fps=fit.train_fps, epochs=fit.epochs_done, steps=fit.steps, seconds=time.time() - t_start,
+        selected_on=selected, test_scores=scores, history=fit.history,
+    )
+    if dist.is_main:
+        title = f"{cfg.method.name}: test F1 per AU (fold {cfg.data.fold})"
+        write_results(run_dir / "results", scores, split="test", title=title,
+                      notes=_notes(cfg, splits, best["epoch"], selected), predictions=preds,
+                      extra={"best_epoch": best["epoch"], "selected_on": selected})
+        atomic_write_text(run_dir / "results" / "summary.json", json.dumps(summary.to_dict(), indent=2))
+        log = RunLogger(run_dir, tensorboard=False)
+        log.log("test", fit.steps, fit.epochs_done, {"mean_f1": scores.mean_f1, "mean_accuracy": scores.mean_accuracy,
+                                                     "best_epoch": best["epoch"]})
+    D.barrier()
+    return summary
+
+
+# --- evaluation of a finished run -------------------------------------------------------------------------------
+def evaluate_run(run_dir: str | Path, data_overrides: list[str] | None = None, split: str = "test",
+                 progress: bool = True, out_dir: str | Path | None = None) -> EvalResult:
+    """Evaluate a run's ``best.pt`` on ``split`` ("test", "val" or "train", all frames, true labels), rebuilding the
+    model from the checkpoint alone. ``data_overrides`` (``root=/other/copy``, ``fold=2`` …) change the data
+    section; results go to ``RUN/results`` (or ``RUN/results/eval-<overrides>`` when data is overridden)."""
+    if split not in ("test", "val", "train"):
+        raise ConfigError(f"split must be test, val or train, got {split!r}")
+    run_dir = check_run_dir(run_dir)
+    state = load_checkpoint(run_dir / "checkpoints" / BEST)
+    raw = copy.deepcopy(state["config"])
+    ov = [o if o.startswith("data.") else f"data.{o}" for o in (data_overrides or [])]
+    cfg = build_config(apply_overrides(raw, ov))
+    info = info_from_dict(state["dataset_info"])
+    device = D.resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    index = read_index(cfg.data, progress=progress)
+    if tuple(index.aus) != tuple(info.aus):
+        raise DataError(index.root or cfg.data.dataset, f"has AUs {list(index.aus)} but the model was trained on {list(info.aus)}")
+    splits = split_index(index, cfg.data, cfg.seed)
+    target = {"test": splits.test, "val": splits.val, "train": splits.train}[split]
+    if target is None or not target.videos:
+        raise DataError(index.root or cfg.data.dataset, f"no {split} subjects for this run's split settings")
+    seed_everything(cfg.seed)
+    method = build_method(cfg, info, None).to(device)
+    model = _eval_model(method, state)
+    store = open_store(target, cfg.data, progress)
+    scores, preds = evaluate_split(model, store, target, eval_transform(cfg.data), device,
+                                   autocast=_autocast(cfg, device), keep_predictions=True, progress=progress, desc=split)
+    if out_dir is None:
+        out_dir = run_dir / "results" / ("eval-" + _slug("_".join(data_overrides)) if data_overrides else "")
+    selected = "test" if splits.val_is_test else ("val" if splits.val is not None else "last")
+    paths = write_results(out_dir, scores, split=split, title=f"{cfg.method.name}: {split} F1 per AU (fold {cfg.data.fold})",
+                          notes=_notes(cfg, splits, state["epoch"], selected) + ([f"data overrides: {' '.join(data_overrides)}"] if data_overrides else []),
+                          predictions=preds, extra={"best_epoch": state["epoch"], "data_overrides": data_overrides or []})
+    return EvalResult(run_dir, split, scores, Path(out_dir), paths)
+
+
+# --- cross-validation -------------------------------------------------------------------------------------------
+def cv_table(summaries: list[RunSummary], folds: tuple[int, ...]):
+    import pandas as pd
+
+    rows = {}
+    for f, s in zip(folds, summaries):
+        rows[f"fold {f}"] = {**{k: 100 * v for k, v in s.test_per_au.items()}, "mean F1": 100 * s.test_f1,
+                             "mean acc": 100 * s.test_accuracy}
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    df.loc["mean"] = df.mean(axis=0)
+    return df
+
+
+def run_cv(cfg: RunConfig, folds: tuple[int, ...] = (1, 2, 3), progress: bool = True) -> CVResult:
+    """Train and test every fold of ``folds`` (runs in ``<out_dir>/<name>/fold<k>``); one table with each fold's
+    per-AU F1 and the mean over folds (``cv.md``, ``cv.csv``)."""
+    base = cfg.name or default_run_name(cfg).replace(f"-f{cfg.data.fold}-", "-cv-")
+    cv_dir = Path(cfg.out_dir) / base
+    summaries = []
+    for f in folds:
+        raw = config_to_dict(cfg)
+        raw["data"]["fold"] = f
+        raw["out_dir"] = str(cv_dir)
+        raw["name"] = f"fold{f}"
+        summaries.append(run_training(build_config(raw), progress=progress))
+    df = cv_table(summaries, tuple(folds))
+    sel = summaries[0].selected_on
+    md = [f"# {cfg.method.name}: {len(folds)}-fold cross-validation, test F1 (%)", "",
+          f"- dataset: {cfg.data.dataset}; labels: {cfg.data.labels}; model selection: {sel}", "",
+          df.to_markdown(floatfmt=".1f") if _has_tabulate() else _md_table(df), ""]
+    markdown = "\n".join(md)
+    if D.DistInfo().is_main and int(os.environ.get("RANK", "0")) == 0:
+        atomic_write_text(cv_dir / "cv.md", markdown)
+        atomic_write_text(cv_dir / "cv.csv", df.to_csv(float_format="%.4f"))
+    return CVResult(cv_dir, summaries, df, markdown)
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+
+        return True
+    except ImportError:
+        return False
+
+
+def _md_table(df) -> str:
+    cols = [str(c) for c in df.columns]
+    out = ["| | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+    for idx, row in df.iterrows():
+        out.append(f"| {idx} | " + " | ".join(f"{v:.1f}" for v in row.values) + " |")
+    return "\n".join(out)

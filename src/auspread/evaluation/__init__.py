@@ -1,0 +1,1 @@
+"""Evaluation: masked vectorised metrics, dense whole-video prediction, reports."""

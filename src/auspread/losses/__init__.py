@@ -1,0 +1,1 @@
+"""Losses, one per file (each cites the equation it implements)."""

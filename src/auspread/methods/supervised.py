@@ -1,0 +1,65 @@
+"""The supervised counterpart (KS §4.4, Table 4 "supervised counterpart"): a torchvision ResNet-18 frame
+classifier trained on the labelled frames only, at any label ratio, with the weighted BCE of KS Eq. 3
+(``auspread.losses.weighted_bce``). See docs/methods/supervised.md.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from auspread.losses.weighted_bce import weighted_bce_with_logits
+from auspread.methods.base import DataSpec, DatasetInfo, Method, MethodOptions, StepContext, StepOutput, register_method
+from auspread.models.backbones import PooledResNet, feature_dim
+
+
+class SupervisedOptions(MethodOptions):
+    name: Literal["supervised"] = "supervised"
+    backbone: Literal["resnet18", "resnet34", "resnet50"] = "resnet18"
+    dropout: float = Field(0.0, ge=0, lt=1)
+    class_weights: bool = True  # w_j of reference C.4 in the loss; False = plain masked BCE
+    freeze_bn: bool = False  # BatchNorm layers use running statistics (per-sample network; exact multi-process)
+
+
+@register_method
+class Supervised(Method):
+    """ResNet trunk → global average pooling → dropout → linear head with one logit per AU."""
+
+    name = "supervised"
+    Options = SupervisedOptions
+
+    def __init__(self, options: SupervisedOptions, info: DatasetInfo, pretrained: str | None = None):
+        super().__init__(options, info)
+        self.backbone = PooledResNet(options.backbone, pretrained)
+        self.dropout = nn.Dropout(options.dropout)
+        self.head = nn.Linear(feature_dim(options.backbone), info.num_aus)
+        w = info.class_weights if options.class_weights else torch.ones(info.num_aus)
+        self.register_buffer("class_weights", torch.as_tensor(w, dtype=torch.float32).clone(), persistent=True)
+
+    def data_spec(self) -> DataSpec:
+        return DataSpec(clip_len=1, sampling="key_frames")
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode and self.options.freeze_bn:
+            for m in self.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self
+
+    def logits(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(k, 3, H, W) -> (k, U)`` logits."""
+        return self.head(self.dropout(self.backbone(frames)))
+
+    def train_step(self, batch: dict, ctx: StepContext) -> StepOutput:
+        frames, labels = batch["frames"], batch["labels"]  # (B, 1, 3, H, W), (B, 1, U)
+        b, n = frames.shape[:2]
+        logits = self.logits(frames.reshape(b * n, *frames.shape[2:])).reshape(b, n, -1)
+        loss = weighted_bce_with_logits(logits, labels, self.class_weights)
+        return StepOutput(loss, {"bce": float(loss.detach())})
+
+    def predict_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.logits(frames).float())

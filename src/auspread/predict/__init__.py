@@ -1,0 +1,1 @@
+"""``auspread predict``: AU occurrence from people's own videos and images (inputs, pipeline, writers, plots, overlay)."""

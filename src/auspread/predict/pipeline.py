@@ -1,0 +1,338 @@
+"""decode → detect (every frame, or every K frames with the faces held in between) → align (identical to
+``auspread prepare``) → test transform → ``Method.predict_video`` → one row per decoded frame.
+
+The aligned crops are streamed to ``predict_video`` in chunks of ``batch_size`` frames, so a temporal method sees the
+whole video once, in order (it computes per-frame features once and reuses them across overlapping clips), while
+memory stays bounded by one chunk of frames plus the method's per-frame features.
+
+Frames without a face still go through the model (temporal methods need a contiguous sequence): they are aligned
+with the most recent successful face's transform (the centre square of the frame before the first face), and their
+rows get ``success = 0`` with empty AU values.
+
+``--all-faces``: a first pass detects and tracks every face (IoU tracking, :mod:`auspread.faces.track`); then each
+track is a sequence of its own (the frames where it is present, in order) and is streamed through the model in a
+second decoding pass. Rows are one per (frame, face); frames with no face get one ``success = 0`` row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+
+from auspread.errors import AuspreadError, DataError
+from auspread.faces.align import DEFAULT_MARGIN, DEFAULT_SIZE, alignment_matrices, centre_square_matrix, warp
+from auspread.faces.detect import Detections, DetectorOptions, FaceDetector
+from auspread.faces.track import IoUTracker
+from auspread.predict.inputs import Frame, Source
+
+
+class PredictOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    detect_every: int = Field(1, ge=1)  # run MTCNN on every K-th frame, hold the faces in between
+    all_faces: bool = False
+    no_detect: bool = False  # inputs are already aligned face crops: resize only
+    batch_size: int = Field(32, ge=1)
+    threshold: float = Field(0.5, ge=0, le=1)  # AUxx_c = AUxx_p >= threshold
+    align_size: int = Field(DEFAULT_SIZE, ge=32)  # same as `auspread prepare --size`
+    margin: float = Field(DEFAULT_MARGIN, ge=0, lt=0.5)
+    amp: Literal["off", "bf16"] = "off"  # bf16 autocast for the AU model
+    channels_last: bool = False
+    detector: DetectorOptions = DetectorOptions()
+
+
+@dataclass
+class ModelBundle:
+    """A trained method ready for inference plus what the pipeline needs to feed it."""
+
+    method: torch.nn.Module
+    aus: tuple[int, ...]
+    image_size: int  # network input side
+    store_size: int  # frame-store side the method was trained from (test transform: resize store → image)
+    description: dict = field(default_factory=dict)  # recorded in the output's sidecar JSON
+
+    @property
+    def device(self) -> torch.device:
+        p = next(iter(self.method.parameters()), None)
+        return p.device if p is not None else torch.device("cpu")
+
+
+@dataclass
+class PredictionTable:
+    """Rows for one source. Arrays have one entry per row; ``frame`` is the 0-based decode index."""
+
+    frame: np.ndarray
+    timestamp: np.ndarray
+    face_id: np.ndarray  # -1 = no face
+    success: np.ndarray  # bool
+    confidence: np.ndarray  # NaN when no face
+    box: np.ndarray  # (N, 4) x, y, w, h; NaN when no face
+    probs: np.ndarray  # (N, U); NaN when no face
+    aus: tuple[int, ...]
+    num_frames: int  # decoded frames
+    fps: float
+    held: np.ndarray  # bool: the face comes from an earlier detection round (--detect-every K)
+    error: str | None = None  # decode error after ``num_frames`` frames (rows still cover every decoded frame)
+
+
+@dataclass
+class _FaceFrame:
+    index: int
+    timestamp: float
+    dets: Detections
+    held: bool
+
+
+def _chosen_matrix(det: Detections, k: int, size: int, margin: float) -> np.ndarray:
+    return alignment_matrices(det.landmarks[k : k + 1].astype(np.float64), size, margin)[0]
+
+
+class Predictor:
+    """Runs a :class:`ModelBundle` over :class:`~auspread.predict.inputs.Source` objects."""
+
+    def __init__(self, model: ModelBundle, options: PredictOptions | None = None,
+                 detector: FaceDetector | None = None):
+        from auspread.data.transforms import ClipTransform
+
+        self.model = model
+        self.options = options or PredictOptions()
+        self.detector = None
+        if not self.options.no_detect:
+            self.detector = detector or FaceDetector(self.options.detector, device=model.device)
+        self.transform = ClipTransform(model.image_size, train=False)
+        model.method.eval()
+        if self.options.channels_last:
+            model.method.to(memory_format=torch.channels_last)
+
+    # --- pixels → network input ------------------------------------------------------------------------------
+    def _to_input(self, crops: np.ndarray) -> torch.Tensor:
+        """Aligned uint8 crops ``(k, A, A, 3)`` → normalised ``(k, 3, H, H)`` on the model's device, via the frame
+        store's size (A → store size, antialiased), then the evaluation transform (store → H)."""
+        t = torch.from_numpy(np.ascontiguousarray(crops))
+        s = self.model.store_size
+        if t.shape[1] != s:
+            x = t.permute(0, 3, 1, 2).float()
+            x = F.interpolate(x, size=(s, s), mode="bilinear", antialias=True, align_corners=False)
+            t = x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+        x, _ = self.transform(t.contiguous())
+        x = x.to(self.model.device)
+        if self.options.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _crops_no_detect(self, frames: list[Frame]) -> np.ndarray:
+        """Already-aligned inputs: the whole frame resized to the alignment size (as the frame store does)."""
+        a = self.options.align_size
+        out = np.empty((len(frames), a, a, 3), np.uint8)
+        for i, f in enumerate(frames):
+            t = torch.from_numpy(np.ascontiguousarray(f.image)).permute(2, 0, 1)[None].float()
+            if t.shape[-2:] != (a, a):
+                t = F.interpolate(t, size=(a, a), mode="bilinear", antialias=True, align_corners=False)
+            out[i] = t.round_().clamp_(0, 255).to(torch.uint8)[0].permute(1, 2, 0).numpy()
+        return out
+
+    def _run_model(self, chunks: Iterator[torch.Tensor], num_frames: int) -> np.ndarray:
+        ctx = (torch.autocast(self.model.device.type, dtype=torch.bfloat16) if self.options.amp == "bf16"
+               else contextlib.nullcontext())
+        with torch.inference_mode(), ctx:
+            probs = self.model.method.predict_video(chunks, num_frames)
+        return probs.float().cpu().numpy()
+
+    # --- detection stream ------------------------------------------------------------------------------------
+    def _blocks(self, source: Source, state: dict) -> Iterator[list[Frame]]:
+        """Frames in blocks of batch_size; a decode error is stored in ``state['error']`` and ends the stream."""
+        block: list[Frame] = []
+        try:
+            for f in source.frames():
+                block.append(f)
+                if len(block) == self.options.batch_size:
+                    yield block
+                    block = []
+        except DataError as e:
+            state["error"] = str(e)
+        if block:
+            yield block
+
+    def _detect_block(self, block: list[Frame], last: dict) -> list[_FaceFrame]:
+        """Detect on frames with index % K == 0; other frames hold the last detected faces."""
+        k = self.options.detect_every
+        run = [i for i, f in enumerate(block) if f.index % k == 0]
+        with torch.autocast(self.model.device.type, enabled=False):  # MTCNN stays fp32 under --amp bf16
+            dets = self.detector.detect([block[i].image for i in run]) if run else []
+        by_pos = dict(zip(run, dets))
+        out = []
+        for i, f in enumerate(block):
+            if i in by_pos:
+                last["dets"] = by_pos[i]
+                out.append(_FaceFrame(f.index, f.timestamp, by_pos[i], False))
+            else:
+                d = last.get("dets") or Detections()
+                out.append(_FaceFrame(f.index, f.timestamp, d, len(d) > 0))
+        return out
+
+    # --- one source ------------------------------------------------------------------------------------------
+    def predict(self, source: Source, progress: Callable[[int], None] | None = None) -> PredictionTable:
+        if self.options.all_faces and not self.options.no_detect:
+            return self._predict_all_faces(source, progress)
+        return self._predict_main_face(source, progress)
+
+    def _num_frames_bound(self, source: Source) -> int:
+        """An upper bound on the frame count for ``predict_video`` (the container's declared count, else packets)."""
+        hint = source.num_frames_hint()
+        if hint:
+            return int(hint)
+        if source.kind == "video":
+            import av
+
+            with contextlib.suppress(Exception), av.open(source.path) as c:
+                return max(1, sum(1 for p in c.demux(c.streams.video[0]) if p.size))
+        return 1 << 30
+
+    def _predict_main_face(self, source: Source, progress) -> PredictionTable:
+        o = self.options
+        state: dict = {"error": None}
+        rows: dict[str, list] = {k: [] for k in ("frame", "timestamp", "success", "confidence", "box", "held")}
+        last: dict = {}
+        prev_m: list[np.ndarray | None] = [None]
+
+        def chunks() -> Iterator[torch.Tensor]:
+            for block in self._blocks(source, state):
+                if o.no_detect:
+                    crops = self._crops_no_detect(block)
+                    for f in block:
+                        h, w = f.image.shape[:2]
+                        rows["frame"].append(f.index); rows["timestamp"].append(f.timestamp)
+                        rows["success"].append(True); rows["confidence"].append(np.nan)
+                        rows["box"].append((0.0, 0.0, float(w), float(h))); rows["held"].append(False)
+                else:
+                    ff = self._detect_block(block, last)
+                    mats = np.empty((len(block), 2, 3))
+                    for i, (f, d) in enumerate(zip(block, ff)):
+                        ok = len(d.dets) > 0
+                        if ok:
+                            prev_m[0] = mats[i] = _chosen_matrix(d.dets, 0, o.align_size, o.margin)
+                            x1, y1, x2, y2 = d.dets.boxes[0].tolist()
+                            box, conf = (x1, y1, x2 - x1, y2 - y1), float(d.dets.scores[0])
+                        else:
+                            h, w = f.image.shape[:2]
+                            mats[i] = prev_m[0] if prev_m[0] is not None else centre_square_matrix(h, w, o.align_size)
+                            box, conf = (np.nan,) * 4, np.nan
+                        rows["frame"].append(f.index); rows["timestamp"].append(f.timestamp)
+                        rows["success"].append(ok); rows["confidence"].append(conf)
+                        rows["box"].append(box); rows["held"].append(d.held)
+                    crops = _warp_frames([f.image for f in block], mats, o.align_size)
+                if progress:
+                    progress(len(block))
+                yield self._to_input(crops)
+
+        bound = self._num_frames_bound(source)
+        probs = self._run_model(chunks(), bound)
+        n = len(rows["frame"])
+        if n == 0:
+            raise DataError(source.path, state["error"] or "no frame could be decoded")
+        probs = _fit_rows(probs, n, len(self.model.aus))
+        success = np.asarray(rows["success"], bool)
+        probs[~success] = np.nan
+        return PredictionTable(
+            frame=np.asarray(rows["frame"], np.int64), timestamp=np.asarray(rows["timestamp"], np.float64),
+            face_id=np.where(success, 0, -1).astype(np.int64), success=success,
+            confidence=np.asarray(rows["confidence"], np.float64), box=np.asarray(rows["box"], np.float64).reshape(n, 4),
+            probs=probs, aus=self.model.aus, num_frames=n, fps=source.fps, held=np.asarray(rows["held"], bool),
+            error=state["error"],
+        )
+
+    def _predict_all_faces(self, source: Source, progress) -> PredictionTable:
+        o = self.options
+        state: dict = {"error": None}
+        tracker = IoUTracker(max_missed=max(10, 2 * o.detect_every))
+        last: dict = {}
+        per_frame: list[tuple[Frame, Detections, np.ndarray, bool]] = []  # (frame meta, dets, ids, held)
+        shapes: dict[int, tuple[int, int]] = {}
+        for block in self._blocks(source, state):
+            for f, d in zip(block, self._detect_block(block, last)):
+                ids = tracker.update(d.dets) if not d.held else last["ids"]
+                if not d.held:
+                    last["ids"] = ids
+                shapes[f.index] = f.image.shape[:2]
+                per_frame.append((Frame(f.index, f.timestamp, np.empty(0, np.uint8)), d.dets, ids, d.held))
+            if progress:
+                progress(len(block))
+        if not per_frame:
+            raise DataError(source.path, state["error"] or "no frame could be decoded")
+        decoded = len(per_frame)
+        tracks: dict[int, list[tuple[int, int]]] = {}  # id -> [(frame position, face index)]
+        for pos, (_, d, ids, _) in enumerate(per_frame):
+            for k, tid in enumerate(ids):
+                tracks.setdefault(int(tid), []).append((pos, k))
+        results: dict[tuple[int, int], np.ndarray] = {}  # (pos, track id) -> probs
+        for tid, members in sorted(tracks.items()):
+            member_pos = {p: k for p, k in members}
+
+            def chunks() -> Iterator[torch.Tensor]:
+                imgs, mats = [], []
+                try:
+                    for f in source.frames():
+                        if f.index >= decoded:
+                            break
+                        k = member_pos.get(f.index)
+                        if k is None:
+                            continue
+                        imgs.append(f.image)
+                        mats.append(_chosen_matrix(per_frame[f.index][1], k, o.align_size, o.margin))
+                        if len(imgs) == o.batch_size:
+                            yield self._to_input(_warp_frames(imgs, np.stack(mats), o.align_size))
+                            imgs, mats = [], []
+                except DataError:
+                    pass  # already recorded by the detection pass
+                if imgs:
+                    yield self._to_input(_warp_frames(imgs, np.stack(mats), o.align_size))
+
+            probs = _fit_rows(self._run_model(chunks(), len(members)), len(members), len(self.model.aus))
+            for (pos, _), p in zip(members, probs):
+                results[(pos, tid)] = p
+        cols: dict[str, list] = {k: [] for k in ("frame", "timestamp", "face_id", "success", "confidence", "box",
+                                                 "probs", "held")}
+        nan_p = np.full(len(self.model.aus), np.nan)
+        for pos, (f, d, ids, held) in enumerate(per_frame):
+            faces = sorted(range(len(ids)), key=lambda k: ids[k])
+            if not faces:
+                cols["frame"].append(f.index); cols["timestamp"].append(f.timestamp); cols["face_id"].append(-1)
+                cols["success"].append(False); cols["confidence"].append(np.nan); cols["box"].append((np.nan,) * 4)
+                cols["probs"].append(nan_p); cols["held"].append(False)
+            for k in faces:
+                x1, y1, x2, y2 = d.boxes[k].tolist()
+                cols["frame"].append(f.index); cols["timestamp"].append(f.timestamp)
+                cols["face_id"].append(int(ids[k])); cols["success"].append(True)
+                cols["confidence"].append(float(d.scores[k])); cols["box"].append((x1, y1, x2 - x1, y2 - y1))
+                cols["probs"].append(results.get((pos, int(ids[k])), nan_p)); cols["held"].append(held)
+        n = len(cols["frame"])
+        return PredictionTable(
+            frame=np.asarray(cols["frame"], np.int64), timestamp=np.asarray(cols["timestamp"], np.float64),
+            face_id=np.asarray(cols["face_id"], np.int64), success=np.asarray(cols["success"], bool),
+            confidence=np.asarray(cols["confidence"], np.float64), box=np.asarray(cols["box"], np.float64).reshape(n, 4),
+            probs=np.asarray(cols["probs"], np.float64).reshape(n, -1), aus=self.model.aus, num_frames=decoded,
+            fps=source.fps, held=np.asarray(cols["held"], bool), error=state["error"],
+        )
+
+
+def _warp_frames(images: list[np.ndarray], mats: np.ndarray, size: int) -> np.ndarray:
+    if len({im.shape for im in images}) == 1:
+        return warp(np.stack(images), mats, size)
+    from auspread.faces.align import warp_many
+
+    return warp_many(images, mats, size)
+
+
+def _fit_rows(probs: np.ndarray, n: int, u: int) -> np.ndarray:
+    """``predict_video`` output as exactly ``n`` rows (a method that returned fewer rows leaves NaN)."""
+    probs = np.asarray(probs, np.float64).reshape(-1, u)
+    if len(probs) >= n:
+        return probs[:n].copy()
+    out = np.full((n, u), np.nan)
+    out[: len(probs)] = probs
+    return out

@@ -1,0 +1,75 @@
+"""``auspread train / eval / cv`` through the command line entry point (in-process, tiny synthetic data)."""
+
+import json
+import sys
+
+import pytest
+
+from auspread.cli import main
+
+FAST = ["data.synth_preset=tiny", "data.image_size=32", "optim.epochs=1", "optim.batch_size=8",
+        "optim.steps_per_epoch=2", "threads=1"]
+
+
+def run_cli(monkeypatch, capsys, *args):
+    monkeypatch.setattr(sys, "argv", ["auspread", *args])
+    code = 0
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code or 0
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["data.dataset=bp4d", "data.root=/nonexistent/BP4D"], "/nonexistent/BP4D: dataset root does not exist"),
+    (["data.dataset=disfa"], "data.dataset=disfa needs data.root="),
+    (["method.name=no-such-method"], "unknown method 'no-such-method'"),
+    (["optim.lr=abc"], "optim.lr"),
+    (["nonexistent.key=1"], "nonexistent"),
+    (["optim.lr"], "bad override 'optim.lr'"),
+])
+def test_clear_one_line_errors(monkeypatch, capsys, tmp_path, args, message):
+    code, out, err = run_cli(monkeypatch, capsys, "train", f"out_dir={tmp_path}", *args)
+    assert code == 2
+    assert message in err and err.startswith("error: ")
+    assert "Traceback" not in err
+    assert not any(tmp_path.iterdir())  # no run folder left behind
+
+
+def test_eval_and_resume_refuse_a_folder_that_is_not_a_run(monkeypatch, capsys, tmp_path):
+    (tmp_path / "x").mkdir()
+    code, _, err = run_cli(monkeypatch, capsys, "eval", str(tmp_path / "x"))
+    assert code == 2 and "not a run folder" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli(monkeypatch, capsys, "train", "--resume", str(tmp_path / "missing"))
+    assert code == 2 and "does not exist" in err
+
+
+@pytest.mark.slow
+def test_train_then_eval_then_cv(monkeypatch, capsys, tmp_path):
+    code, out, err = run_cli(monkeypatch, capsys, "train", "-q", f"out_dir={tmp_path}", "name=r1", *FAST)
+    assert code == 0, err
+    run = tmp_path / "r1"
+    assert out.strip().splitlines()[-1] == str(run)  # the run folder is printed last
+    assert "mean" in out and "AU12" in out
+    for f in ["config.yaml", "data.json", "metrics.jsonl", "checkpoints/last.pt", "checkpoints/best.pt",
+              "results/test_f1.md", "results/test_f1.csv", "results/test_f1.png", "results/test_predictions.csv",
+              "results/test_predictions.npz", "results/summary.json"]:
+        assert (run / f).is_file(), f
+    assert any((run / "tb").iterdir())
+    summary = json.loads((run / "results" / "summary.json").read_text())
+
+    code, out, err = run_cli(monkeypatch, capsys, "eval", "-q", str(run))
+    assert code == 0, err
+    again = json.loads((run / "results" / "test_scores.json").read_text())
+    assert again["mean_f1"] == pytest.approx(summary["test_f1"], abs=1e-9)  # rebuilt from best.pt alone
+    code, out, err = run_cli(monkeypatch, capsys, "eval", "-q", str(run), "--split", "val", "--data", "image_size=32")
+    assert code == 0, err
+    assert out.strip().splitlines()[-1].endswith("eval-image_size-32")
+
+    code, out, err = run_cli(monkeypatch, capsys, "cv", "-q", f"out_dir={tmp_path}", "name=cv", "--folds", "1,2", *FAST)
+    assert code == 0, err
+    table = (tmp_path / "cv" / "cv.csv").read_text().splitlines()
+    assert [l.split(",")[0] for l in table[1:]] == ["fold 1", "fold 2", "mean"]
+    assert (tmp_path / "cv" / "cv.md").is_file() and (tmp_path / "cv" / "fold2" / "results" / "test_f1.md").is_file()

@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+
+from faces_fakes import FACE_XY, composite
+
+from auspread.faces.detect import DetectorOptions, FaceDetector
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return FaceDetector()
+
+
+def test_finds_a_synthetic_face_and_its_five_points(detector, faces):
+    frames, lm68 = faces
+    video = composite(frames[:3], [True, False, True])
+    dets = detector.detect(video)
+    assert [len(d) for d in dets] == [1, 0, 1]
+    off = np.array(FACE_XY, float)
+    for t in (0, 2):
+        d = dets[t]
+        x1, y1, x2, y2 = d.boxes[0]
+        assert x1 < off[0] + 40 and x2 > off[0] + 70 and y1 < off[1] + 50 and y2 > off[1] + 80
+        assert 0.9 <= d.scores[0] <= 1.0
+        # MTCNN points vs the generator's iBUG-68 landmarks (eye centres, nose tip, mouth corners), frame pixels
+        truth = np.stack([lm68[t, 36:42].mean(0), lm68[t, 42:48].mean(0), lm68[t, 30], lm68[t, 48], lm68[t, 54]]) + off
+        err = np.linalg.norm(d.landmarks[0] - truth, axis=1)
+        assert err.max() < 6.0, err  # inter-ocular distance is ~25 px here
+
+
+def test_frames_of_different_sizes_and_downscaling(faces):
+    frames, _ = faces
+    small = composite(frames[:1], [True])[0]
+    big = np.repeat(np.repeat(small, 2, 0), 2, 1)  # 360 x 640
+    det = FaceDetector(DetectorOptions(detect_side=320))  # the big frame is detected at half size
+    d_small, d_big = det.detect([small, big])
+    assert len(d_small) == 1 and len(d_big) == 1
+    np.testing.assert_allclose(d_big.boxes[0], 2 * d_small.boxes[0], atol=6)
+    np.testing.assert_allclose(d_big.landmarks[0], 2 * d_small.landmarks[0], atol=4)
+
+
+def test_rejects_bad_frames(detector):
+    with pytest.raises(ValueError):
+        detector.detect(np.zeros((1, 20, 20, 3), np.float32))

@@ -1,0 +1,23 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faces"))
+
+from faces_fakes import synth_faces, synth_tree  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def faces(tmp_path_factory):
+    return synth_faces(synth_tree(tmp_path_factory.mktemp("synth_p") / "tree"))
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -1,0 +1,203 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from auspread import study as S
+from auspread.errors import ConfigError, RunError
+
+from study_fakes import calls_log, failing_runner, fake_runner
+
+TESTS = Path(__file__).parent
+
+
+def spec(**kw):
+    d = dict(methods=["supervised", "pseudo-label", "fixmatch"], labels=["1", "5", "100"], folds=[1], seeds=[0],
+             base={"data": {"dataset": "synthetic", "synth_preset": "tiny"}}, overrides=[])
+    d.update(kw)
+    return S.StudySpec(**d)
+
+
+def keys(out: Path) -> list[str]:
+    return [json.loads(l)["key"] for l in (out / "results.jsonl").read_text().splitlines() if l.strip()]
+
+
+def calls(out: Path) -> list[str]:
+    p = out / "calls.log"
+    return p.read_text().split() if p.exists() else []
+
+
+def test_cells_and_configs(tmp_path):
+    sp = spec(overrides=["optim.epochs=2", "fixmatch:method.confidence=0.9"], seeds=[0, 1])
+    cells = sp.cells()
+    assert len(cells) == 3 * 3 * 2 and len({c.key for c in cells}) == len(cells)
+    assert sp.labels == ["1%", "5%", "100%"]
+    fm = next(c for c in cells if c.method == "fixmatch" and c.labels == "5%" and c.seed == 1)
+    cfg = S.cell_config_dict(sp, fm, tmp_path / "runs")
+    assert cfg["method"]["name"] == "fixmatch" and cfg["method"]["confidence"] == 0.9
+    assert cfg["data"]["labels"]["every"] == 20 and cfg["seed"] == 1 and cfg["optim"]["epochs"] == 2
+    assert cfg["name"] == fm.key and Path(cfg["out_dir"]) == tmp_path / "runs"
+    pl = next(c for c in cells if c.method == "pseudo-label")
+    assert S.cell_config_dict(sp, pl, tmp_path)["method"]["confidence"] == 0.95  # the fixmatch-only override did not leak
+
+
+def test_method_section_of_configs_dir(tmp_path):
+    (tmp_path / "pseudo-label_synthetic.yaml").write_text(
+        "method:\n  name: pseudo-label\n  confidence: 0.8\noptim:\n  epochs: 99\n")
+    sp = spec(configs_dir=str(tmp_path))
+    cell = next(c for c in sp.cells() if c.method == "pseudo-label")
+    cfg = S.cell_config_dict(sp, cell, tmp_path / "runs")
+    assert cfg["method"]["confidence"] == 0.8 and cfg["method"]["ramp_end"] == 0.4
+    assert cfg["optim"]["epochs"] != 99  # only the method section is taken
+    # options given for this method in the shared --config win over the configs folder
+    sp = spec(configs_dir=str(tmp_path), base={"method": {"name": "pseudo-label", "ramp_end": 0.2}})
+    cfg = S.cell_config_dict(sp, cell, tmp_path / "runs")
+    assert (cfg["method"]["confidence"], cfg["method"]["ramp_end"]) == (0.8, 0.2)
+    fm = next(c for c in sp.cells() if c.method == "fixmatch")
+    assert S.cell_config_dict(sp, fm, tmp_path / "runs")["method"]["name"] == "fixmatch"
+
+
+def test_bad_inputs_are_clear():
+    with pytest.raises(ConfigError, match="unknown method"):
+        spec(methods=["nope"])
+    with pytest.raises(ConfigError, match="labels"):
+        spec(labels=["150"])
+
+
+def test_interrupted_study_does_not_redo_finished_cells(tmp_path):
+    out = tmp_path / "study"
+    n = {"calls": 0}
+
+    def dies_on_fourth(cfg, run_dir):
+        n["calls"] += 1
+        if n["calls"] == 4:
+            raise KeyboardInterrupt  # the user pressed Ctrl-C during the 4th cell
+        return fake_runner(cfg, run_dir)
+
+    with pytest.raises(KeyboardInterrupt):
+        S.run_study(spec(), out, runner=dies_on_fourth, progress=False)
+    first = keys(out)
+    assert len(first) == 3
+    S.run_study(spec(), out, runner=fake_runner, progress=False)
+    again = calls(out)
+    assert len(again) == 3 + 6  # 3 before the interrupt, then only the 6 unfinished cells
+    assert not set(first) & set(again[3:])
+    assert Counter(keys(out)) == Counter(c.key for c in spec().cells())
+    # a third start has nothing to do
+    S.run_study(spec(), out, runner=fake_runner, progress=False)
+    assert len(calls(out)) == 9
+
+
+def test_killed_process_resumes_without_redoing_cells(tmp_path):
+    out = tmp_path / "study"
+    code = ("import sys; sys.path.insert(0, %r); from auspread import study as S; from study_fakes import fake_runner; "
+            "sp = S.StudySpec(methods=['supervised','pseudo-label','fixmatch'], labels=['1','5','100'], folds=[1], "
+            "seeds=[0], base={}, overrides=[]); S.run_study(sp, %r, runner=fake_runner, progress=False)") % (str(TESTS), str(out))
+    env = dict(os.environ, FAKE_RUNNER_DELAY="0.4")
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if (out / "results.jsonl").exists() and len(keys(out)) >= 2:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    done_before = keys(out)
+    assert 2 <= len(done_before) < 9
+    started_before = len(calls(out))
+    S.run_study(spec(base={}), out, runner=fake_runner, progress=False)
+    rerun = calls(out)[started_before:]
+    assert not set(done_before) & set(rerun)  # finished cells are never run again
+    assert Counter(keys(out)) == Counter(c.key for c in spec().cells())  # each cell recorded exactly once
+
+
+def test_torn_last_line_is_ignored_and_closed(tmp_path):
+    p = tmp_path / "results.jsonl"
+    S.append_result(p, {"key": "a", "test_f1": 0.5})
+    with open(p, "a") as f:
+        f.write('{"key": "b", "test_')  # a write cut by a kill
+    assert [r["key"] for r in S.load_results(p)] == ["a"]
+    S.append_result(p, {"key": "c", "test_f1": 0.7})
+    assert [r["key"] for r in S.load_results(p)] == ["a", "c"]
+
+
+def test_failed_cells_are_reported_and_retried(tmp_path):
+    out = tmp_path / "study"
+    with pytest.raises(RunError, match="3 of 9 cells failed"):
+        S.run_study(spec(), out, runner=failing_runner, progress=False)
+    assert len(keys(out)) == 6
+    S.run_study(spec(), out, runner=fake_runner, progress=False)
+    assert len(calls(out)) == 6 + 3 + 3 - 3  # 6 good + 3 failed attempts, then only the 3 failed cells again
+    assert len(keys(out)) == 9
+
+
+def test_parallel_workers_record_every_cell_once(tmp_path):
+    out = tmp_path / "study"
+    S.run_study(spec(methods=["supervised", "tcl"], labels=["5", "100"]), out, workers=2, runner=fake_runner,
+                progress=False, report=False)
+    assert sorted(keys(out)) == sorted(c.key for c in spec(methods=["supervised", "tcl"], labels=["5", "100"]).cells())
+
+
+def test_report_tables_and_curves(tmp_path):
+    out = tmp_path / "study"
+    sp = spec(methods=["supervised", "pseudo-label", "fixmatch", "tcl", "ks"], labels=["1", "5", "20", "100"], seeds=[0, 1])
+    S.run_study(sp, out, runner=fake_runner, progress=False)
+    md = (out / "report.md").read_text()
+    assert "| method | 1% | 5% | 20% | 100% |" in md
+    # ks is best at every ratio; 1% F1 of ks = 0.52 + 0 + mean(0, 0.01) = 52.5, 5%: +0.05*log10(5) -> 56.0; std 0.7
+    assert "| ks | **52.5 ± 0.7** | **56.0 ± 0.7** | **59.0 ± 0.7** | **62.5 ± 0.7** |" in md
+    assert "| method | AU1 | AU2 | avg |" in md and "### 100% labels" in md
+    assert "Cells finished: **40 of 40**" in md
+    html = (out / "report.html").read_text()
+    assert "<table>" in html and "f1_vs_labels.png" in html
+    png = (out / "f1_vs_labels.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    # the report can be re-rendered on its own, and an empty study says so
+    assert S.write_report(out)["md"].is_file()
+    with pytest.raises(Exception, match="no finished cell"):
+        S.write_report(tmp_path / "empty")
+
+
+def test_cli_report_and_argument_errors(tmp_path):
+    from typer.testing import CliRunner
+
+    from auspread.cli import app
+
+    out = tmp_path / "study"
+    S.run_study(spec(), out, runner=fake_runner, progress=False, report=False)
+    assert not (out / "report.md").exists()
+    res = CliRunner().invoke(app, ["study", "report", str(out)])
+    assert res.exit_code == 0, res.output
+    assert (out / "report.md").is_file() and str(out / "f1_vs_labels.png") in res.output
+    res = CliRunner().invoke(app, ["study", "--methods", "supervised", "oops"])
+    assert res.exit_code != 0 and "key=value" in str(res.exception)
+    res = CliRunner().invoke(app, ["study", "--methods", "nope", "--out", str(tmp_path / "x")])
+    assert res.exit_code != 0 and "unknown method" in str(res.exception)
+
+
+@pytest.mark.slow
+def test_one_real_cell_through_the_engine(tmp_path):
+    """A real (tiny) cell: trained, tested, recorded; a restart does not train it again."""
+    out = tmp_path / "study"
+    sp = spec(methods=["supervised"], labels=["100"],
+              base={"data": {"dataset": "synthetic", "synth_preset": "tiny", "image_size": 32},
+                    "optim": {"epochs": 1, "batch_size": 4, "steps_per_epoch": 2, "amp": "off"}})
+    recs = S.run_study(sp, out, progress=False)
+    assert len(recs) == 1 and 0.0 <= recs[0]["test_f1"] <= 1.0 and len(recs[0]["per_au"]) == 12
+    run_dir = Path(recs[0]["run_dir"])
+    assert (run_dir / "results" / "summary.json").is_file()
+    stamp = (run_dir / "checkpoints" / "last.pt").stat().st_mtime_ns
+    S.run_study(sp, out, progress=False)
+    assert (run_dir / "checkpoints" / "last.pt").stat().st_mtime_ns == stamp
+    assert len(keys(out)) == 1
+    assert "| supervised |" in (out / "report.md").read_text()
