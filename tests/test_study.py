@@ -158,6 +158,7 @@ def test_report_tables_and_curves(tmp_path):
     assert "| ks | **52.5 ± 0.7** | **56.0 ± 0.7** | **59.0 ± 0.7** | **62.5 ± 0.7** |" in md
     assert "| method | AU1 | AU2 | avg |" in md and "### 100% labels" in md
     assert "Cells finished: **40 of 40**" in md
+    assert "For reference" not in md  # the tiny preset is not BP4D-like: no paper numbers to compare with
     html = (out / "report.html").read_text()
     assert "<table>" in html and "f1_vs_labels.png" in html
     png = (out / "f1_vs_labels.png").read_bytes()
@@ -201,3 +202,13 @@ def test_one_real_cell_through_the_engine(tmp_path):
     assert (run_dir / "checkpoints" / "last.pt").stat().st_mtime_ns == stamp
     assert len(keys(out)) == 1
     assert "| supervised |" in (out / "report.md").read_text()
+
+
+def test_report_quotes_the_paper_for_bp4d_like_data(tmp_path):
+    out = tmp_path / "study"
+    sp = spec(methods=["supervised", "fixmatch", "ks"], labels=["1", "5"],
+              base={"data": {"dataset": "synthetic", "synth_preset": "bp4d-like"}})
+    S.run_study(sp, out, runner=fake_runner, progress=False)
+    md = (out / "report.md").read_text()
+    assert "paper's numbers on real BP4D" in md
+    assert "| fixmatch | 49.9 | 59.2 |" in md and "| ks | **59.9** | **63.9** |" in md  # supplement Table 1

@@ -302,6 +302,46 @@ def run_study(spec: StudySpec, out_dir: str | Path, workers: int = 1, runner: Ru
     return load_results(results_path)
 
 
+# --- the paper's numbers (KS supplement Table 1: mean F1 of the semi-supervised comparison) -----------------------
+PAPER_RATIOS = (1, 2, 5, 10, 15, 20, 50, 60, 70, 80, 90, 100)
+PAPER_TABLE1 = {  # method -> dataset -> F1 at PAPER_RATIOS (the second "80%" row of KS is read as 90%)
+    "pseudo-label": {"BP4D": (54.3, 57.8, 59.7, 60.7, 61.2, 62.0, 63.6, 62.7, 63.3, 62.4, 62.3, 62.7),
+                     "DISFA": (40.4, 50.8, 51.5, 56.8, 57.1, 58.5, 57.9, 56.7, 57.9, 58.3, 57.5, 58.8)},
+    "fixmatch": {"BP4D": (49.9, 55.1, 59.2, 60.5, 62.1, 62.0, 62.0, 62.1, 61.9, 62.2, 61.9, 62.7),
+                 "DISFA": (35.6, 46.2, 52.7, 55.0, 57.7, 58.4, 57.9, 56.0, 57.8, 56.9, 57.5, 58.8)},
+    "tcl": {"BP4D": (55.6, 58.9, 60.5, 61.7, 62.3, 62.7, 63.2, 62.8, 63.0, 62.9, 62.7, 63.1),
+            "DISFA": (42.3, 51.2, 53.6, 55.8, 56.7, 57.9, 59.2, 60.1, 59.6, 60.4, 58.3, 59.7)},
+    "ks": {"BP4D": (59.9, 62.5, 63.9, 64.4, 64.5, 64.4, 64.5, 64.4, 64.5, 64.4, 64.6, 64.7),
+           "DISFA": (49.4, 52.8, 56.9, 58.0, 58.8, 59.5, 61.6, 62.9, 61.9, 62.0, 62.2, 62.8)},
+}
+
+
+def paper_dataset(spec: "StudySpec | None") -> str | None:
+    """The KS Table 1 column to compare with: BP4D for bp4d / bp4d+ / the bp4d-like preset, DISFA likewise."""
+    if spec is None:
+        return None
+    data = spec.base.get("data") or {}
+    ds = str(data.get("dataset", "synthetic"))
+    if ds == "synthetic":
+        ds = str(data.get("synth_preset", "small")).replace("-like", "")
+    return {"bp4d": "BP4D", "bp4d+": "BP4D", "disfa": "DISFA"}.get(ds)
+
+
+def paper_table(summary: dict, dataset: str, fmt: str = "md") -> str | None:
+    """The paper's F1 for the study's methods and ratios (only ratios the paper reports), or None."""
+    ratios = [r for r in summary["ratios"] if r in PAPER_RATIOS]
+    methods = [m for m in summary["methods"] if m in PAPER_TABLE1]
+    if not ratios or not methods:
+        return None
+    rows, bold = [], set()
+    grid = [[PAPER_TABLE1[m][dataset][PAPER_RATIOS.index(r)] for r in ratios] for m in methods]
+    for j in range(len(ratios)):
+        best = max(row[j] for row in grid)
+        bold |= {(i, j + 1) for i, row in enumerate(grid) if row[j] == best}
+    rows = [[m] + [f"{v:.1f}" for v in grid[i]] for i, m in enumerate(methods)]
+    return _table(["method"] + [_fmt_ratio(r) for r in ratios], rows, bold, fmt)
+
+
 # --- the report ------------------------------------------------------------------------------------------------
 def _fmt_ratio(r: float) -> str:
     return f"{r:g}%"
@@ -469,9 +509,15 @@ def write_report(out_dir: str | Path, spec: StudySpec | None = None) -> dict[str
     png = out / "f1_vs_labels.png"
     plot_curves(summary, png, title)
     intro = _describe(spec, records)
+    ref = paper_dataset(spec)
+    ref_md = paper_table(summary, ref, "md") if ref else None
+    ref_note = (f"For reference, the paper's numbers on real {ref} (KS supplement Table 1; the KS authors' runs, "
+                f"not these; the supervised counterpart is not in that table):")
+    paper_md = ["", ref_note, "", ref_md, ""] if ref_md else []
 
     md = ["# Study report", "", *[f"- {x}" for x in intro], "",
           "## Mean F1 by method and label ratio (cf. KS supplement Table 1)", "", mean_f1_table(summary, "md"), "",
+          *paper_md,
           "## F1 against the label ratio (cf. KS Fig. 4)", "", f"![F1 vs label ratio]({png.name})", "",
           "## F1 per AU (cf. KS supplement Table 5)", ""]
     for r in summary["ratios"]:
@@ -486,6 +532,7 @@ def write_report(out_dir: str | Path, spec: StudySpec | None = None) -> dict[str
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Study report</title><style>{style}</style>"
              f"</head><body><h1>Study report</h1><ul>{intro_html}</ul>",
              "<h2>Mean F1 by method and label ratio (cf. KS supplement Table 1)</h2>", mean_f1_table(summary, "html"),
+             *([f"<p>{html.escape(ref_note)}</p>", paper_table(summary, ref, "html")] if ref_md else []),
              "<h2>F1 against the label ratio (cf. KS Fig. 4)</h2>", f"<img src='{png.name}' alt='F1 vs label ratio'>",
              "<h2>F1 per AU (cf. KS supplement Table 5)</h2>"]
     for r in summary["ratios"]:

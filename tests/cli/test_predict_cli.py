@@ -134,3 +134,41 @@ def test_all_faces_and_detect_every(setup, tmp_path, capsys):
     df = pd.read_csv(tmp_path / "two.csv")
     assert list(df.columns[:3]) == ["frame", "face_id", "timestamp"]
     assert df["frame"].tolist() == [1, 1, 2, 2, 3, 3] and df["face_id"].tolist() == [0, 1, 0, 1, 0, 1]
+
+
+@pytest.mark.slow
+def test_predict_with_a_real_trained_run(setup, tmp_path, capsys):
+    """A run folder written by the engine (`auspread train` internals: 1 epoch, 2 steps on the tiny synthetic
+    preset) is accepted by --model, rebuilt from its checkpoint alone, and recorded in the sidecar."""
+    from auspread.engine.config import load_config
+    from auspread.engine.run import run_training
+
+    d, _, present, _ = setup
+    cfg = load_config(None, ["method.name=supervised", "data.synth_preset=tiny", "data.image_size=32",
+                             "optim.epochs=1", "optim.batch_size=4", "optim.steps_per_epoch=2", "threads=1",
+                             f"out_dir={tmp_path / 'runs'}", "name=tiny"])
+    run = run_training(cfg, progress=False).run_dir
+    code, err = run_cli(["predict", d / "face.mp4", "--model", run, "--out", tmp_path / "o", "--no-progress"], capsys)
+    assert code == 0, err
+    df = pd.read_csv(tmp_path / "o" / "face.csv")
+    assert df["success"].tolist() == [int(p) for p in present]
+    assert [c for c in df.columns if c.endswith("_p")] == [f"AU{a:02d}_p" for a in (1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24)]
+    p = df.loc[df["success"] == 1, "AU01_p"]
+    assert ((p >= 0) & (p <= 1)).all()
+    side = json.loads((tmp_path / "o" / "face.json").read_text())
+    assert side["model"]["method"] == "supervised" and side["model"]["checkpoint"].endswith("best.pt")
+
+
+def test_folder_of_frames_with_a_corrupt_image(setup, tmp_path, capsys):
+    from PIL import Image
+
+    _, run, _, faces = setup
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, img in enumerate(composite(faces[:4], [True, True, False, True])):
+        Image.fromarray(img).save(folder / f"{i}.png")
+    (folder / "2.png").write_bytes(b"\x89PNG broken")
+    code, err = run_cli(["predict", folder, "--model", run, "--out", tmp_path / "o", "--no-progress"], capsys)
+    assert code == 2 and "INCOMPLETE" in err and "2.png" in err
+    df = pd.read_csv(tmp_path / "o" / "frames.csv")
+    assert df["frame"].tolist() == [1, 2, 3, 4] and df["success"].tolist() == [1, 1, 0, 1]

@@ -68,6 +68,16 @@ def test_train_then_eval_then_cv(monkeypatch, capsys, tmp_path):
     assert code == 0, err
     assert out.strip().splitlines()[-1].endswith("eval-image_size-32")
 
+    code, out, err = run_cli(monkeypatch, capsys, "train", "--resume", str(run))
+    assert code == 2 and "already finished" in err
+
+    # selecting on the test fold is possible, but only as an explicit, labelled choice
+    code, out, err = run_cli(monkeypatch, capsys, "train", "-q", f"out_dir={tmp_path}", "name=r2", "data.select_on=test", *FAST)
+    assert code == 0, err
+    assert "ON THE TEST FOLD" in (tmp_path / "r2" / "results" / "test_f1.md").read_text()
+    assert "selected on test" in out
+    assert "validation subjects carved from the training subjects" in (run / "results" / "test_f1.md").read_text()
+
     code, out, err = run_cli(monkeypatch, capsys, "cv", "-q", f"out_dir={tmp_path}", "name=cv", "--folds", "1,2", *FAST)
     assert code == 0, err
     table = (tmp_path / "cv" / "cv.csv").read_text().splitlines()

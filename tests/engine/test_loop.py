@@ -17,6 +17,15 @@ class Killed(Exception):
     pass
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models: one thread avoids oversubscription when tests run in parallel."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _trainer(cfg, run_dir, hooks=None):
     seed_everything(cfg.seed)
     m = build_method(cfg, info(32))
@@ -73,6 +82,10 @@ def test_config_roundtrip_yaml_and_checkpoint(tmp_path):
     t.fit()
     back = build_config(load_checkpoint(tmp_path / "r" / "checkpoints" / "last.pt")["config"])
     assert back == t.cfg and back.method.dropout == 0.25 and cfg.data.labels.every == 20
+    # YAML reads `off` as false: the CLI spelling optim.amp=off must still mean "off"
+    assert load_config(None, ["optim.amp=off"]).optim.amp == "off"
+    # method options without a name, or a method given by name then refined, both work
+    assert load_config(None, ["method.dropout=0.5"]).method.dropout == 0.5
 
 
 @pytest.mark.parametrize("kind", ["cosine", "constant", "step"])

@@ -1,5 +1,5 @@
-import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -107,3 +107,33 @@ def test_fill_matrices_nearest_earlier_face():
 def test_output_inside_input_is_refused(synth_root):
     with pytest.raises(DataError, match="inside the input"):
         prepare_dataset(synth_root, synth_root / "crops", "bp4d", progress=False)
+
+
+def test_prepared_reader_and_probe(synth_root, tmp_path):
+    from auspread.data.readers import probe_dataset
+
+    out = tmp_path / "out"
+    prepare_dataset(synth_root, out, "bp4d", PrepareOptions(size=32), progress=False)
+    assert probe_dataset(out) == "prepared"
+    idx = read_dataset("prepared", out)
+    assert idx.num_frames == read_dataset("bp4d", synth_root).num_frames and idx.dataset == "BP4D"
+
+
+def test_a_broken_video_fails_alone_and_is_retried(synth_root, tmp_path):
+    import shutil
+
+    raw = tmp_path / "raw"
+    shutil.copytree(synth_root, raw)
+    src = read_dataset("bp4d", raw)
+    bad_frame = src.videos[1].source.paths[2]
+    good = Path(bad_frame).read_bytes()
+    Path(bad_frame).write_bytes(b"not a jpeg")
+    out = tmp_path / "out"
+    with pytest.raises(DataError, match="1 of 2 videos failed"):
+        prepare_dataset(raw, out, "bp4d", PrepareOptions(size=32), progress=False)
+    assert (out / "videos" / f"{src.videos[0].video_id.replace('/', '_')}.json").is_file()
+    assert not (out / "videos" / f"{src.videos[1].video_id.replace('/', '_')}.json").exists()
+    assert not list(out.rglob("*.partial"))
+    Path(bad_frame).write_bytes(good)
+    rep = prepare_dataset(raw, out, "bp4d", PrepareOptions(size=32), progress=False)
+    assert rep["videos_done"] == 2 and not rep["errors"]

@@ -1,8 +1,7 @@
 import numpy as np
-import pytest
 
 from auspread.faces.detect import Detections
-from auspread.faces.track import IoUTracker, fill_between_detections, iou
+from auspread.faces.track import IoUTracker, iou
 
 
 def _dets(*boxes):
@@ -32,10 +31,3 @@ def test_tracker_empty_frames():
     tr = IoUTracker()
     assert tr.update(Detections()).tolist() == []
     assert tr.update(_dets([0, 0, 10, 10])).tolist() == [0]
-
-
-def test_fill_between_detections_holds_the_last_faces():
-    d0, d3 = _dets([0, 0, 10, 10]), _dets([5, 5, 15, 15])
-    filled, held = fill_between_detections([None, d0, None, d3, None])
-    assert len(filled[0]) == 0 and filled[2] is d0 and filled[4] is d3
-    assert held.tolist() == [False, False, True, False, True]

@@ -298,6 +298,26 @@ def test_dense_predict_video_equals_naive_per_clip(positions, num_frames, chunk)
     assert ((dense >= 0) & (dense <= 1)).all()
 
 
+def test_dense_key_positions_by_hand():
+    """Frame t as the key at position m uses frames clamp(t - m + j); "shift" uses m = t mod n only, "all" averages
+    every m. Checked against clips built by hand and run through the network."""
+    frames = torch.randn(5, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(5))
+
+    def clip_prob(method, idx, m):
+        r = method.net(frames[idx][None], torch.tensor([m]))
+        return 0.5 * (torch.sigmoid(r.sa_logits[0]) + torch.sigmoid(r.tb_logits[0, m]))
+
+    with torch.no_grad():
+        shift = _method(dense_positions="shift").eval()
+        got = shift.predict_video([frames], 5)
+        torch.testing.assert_close(got[4], clip_prob(shift, [3, 4, 4], 1), rtol=1e-4, atol=1e-5)  # 4 mod 3 = 1
+        torch.testing.assert_close(got[2], clip_prob(shift, [0, 1, 2], 2), rtol=1e-4, atol=1e-5)
+        every = _method(dense_positions="all").eval()
+        got = every.predict_video([frames], 5)
+        by_hand = torch.stack([clip_prob(every, [0, 1, 2], 0), clip_prob(every, [0, 0, 1], 1), clip_prob(every, [0, 0, 0], 2)]).mean(0)
+        torch.testing.assert_close(got[0], by_hand, rtol=1e-4, atol=1e-5)
+
+
 def test_dense_predict_computes_each_backbone_once_per_frame(monkeypatch):
     method = _method().eval()
     seen = {"a": 0, "b": 0}
@@ -338,11 +358,13 @@ def test_short_training_loop_loss_falls():
 def test_trains_end_to_end_on_tiny_synthetic(tmp_path):
     """`auspread train method=ks` on the synthetic `tiny` preset: key-frame clips from auspread.data.sampling (with
     unlabelled clips from epoch 1 here), dense whole-video evaluation, loss falls, every loss term is logged."""
+    from auspread.data import synth
     from auspread.engine.config import load_config
     from auspread.engine.run import run_training
 
+    root = synth.generate(tmp_path / "tiny", preset="tiny", fmt="bp4d", seed=0, progress=False)  # private copy
     cfg = load_config(None, [
-        "method.name=ks", "method.clip_len=3", "method.width=16", "method.heads=4", "method.depth=1",
+        f"data.root={root}", f"data.cache_dir={tmp_path / 'frames'}", "method.name=ks", "method.clip_len=3", "method.width=16", "method.heads=4", "method.depth=1",
         "method.student_hidden=32", "method.unlabelled_ratio=0.5", "method.unlabelled_from_epoch=1", "method.ramp_epochs=1",
         "data.synth_preset=tiny", "data.image_size=32", "data.labels=20%", "optim.epochs=3", "optim.batch_size=8",
         "optim.steps_per_epoch=6", "optim.optimizer=adamw", "optim.lr=0.001", "optim.weight_decay=0.0", "threads=1",

@@ -92,6 +92,14 @@ def test_resnet50_model_size_and_224_shapes():
     assert [z.shape[-1] for z in out.aux_logits] == [16, 2, 8, 16]
 
 
+def test_resnet50_disfa_model_size():
+    """DISFA's official model has no region LinearBlocks and 3 Aux heads (8, 4, 8 classes): 91,090,984 parameters."""
+    net = MDHRNet(layout("DISFA"))
+    n = sum(p.numel() for p in net.parameters())
+    print(f"MDHR ResNet-50 DISFA parameters: {n:,}")
+    assert n == _official_r50_param_count(8, [3, 2, 3], region_linears=0) == 91_090_984
+
+
 def test_disfa_has_no_region_linears_by_default():
     a = MDHRNet(layout("DISFA"), **REDUCED)
     b = MDHRNet(layout("BP4D"), **REDUCED)

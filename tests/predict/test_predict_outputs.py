@@ -2,10 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from faces_fakes import write_video
-
 from auspread.errors import ConfigError
-from auspread.predict.inputs import VideoSource
 from auspread.predict.pipeline import PredictionTable
 from auspread.predict.writers import columns, to_frame, write_table
 
@@ -38,6 +35,11 @@ def test_csv_rows_one_based_frames_and_empty_cells(tmp_path):
     assert back["frame"].tolist() == [1, 2, 3] and back["success"].tolist() == [1, 0, 1]
     assert np.isnan(back.loc[1, "AU01_p"])
     assert not list(tmp_path.glob("*.tmp"))
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    assert p.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
 
 
 def test_all_faces_face_id_column(tmp_path):

@@ -142,3 +142,53 @@ def test_image_sequence_of_mixed_sizes(predictor, faces, tmp_path):
     tab = predictor.predict(ImageSequence([str(tmp_path / "1.png"), str(tmp_path / "2.png")], "seq"))
     assert tab.success.tolist() == [True, True]
     np.testing.assert_allclose(tab.probs[0], tab.probs[1], atol=0.02)
+
+
+def test_prefetch_thread_gives_identical_rows_and_propagates_errors(faces, tmp_path):
+    from auspread.predict.pipeline import prefetch
+
+    v = _video(tmp_path, composite(faces[0][:5], [True, False, True, True, True]))
+    a = Predictor(tiny_bundle(), PredictOptions(batch_size=2, prefetch=True)).predict(v)
+    b = Predictor(tiny_bundle(), PredictOptions(batch_size=2, prefetch=False)).predict(v)
+    np.testing.assert_array_equal(a.success, b.success)
+    np.testing.assert_allclose(a.probs, b.probs, equal_nan=True)
+
+    def boom():
+        yield 1
+        raise ValueError("producer failed")
+
+    it = prefetch(boom())
+    assert next(it) == 1
+    with pytest.raises(ValueError, match="producer failed"):
+        next(it)
+    early = prefetch(iter(range(100)), depth=2)
+    assert next(early) == 0
+    early.close()  # stopping early ends the producer thread
+
+
+def test_unreadable_image_in_a_sequence_costs_one_row(predictor, faces, tmp_path):
+    from PIL import Image
+
+    frame = composite(faces[0][:1], [True])[0]
+    paths = []
+    for i in range(3):
+        paths.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(frame).save(paths[-1])
+    (tmp_path / "1.png").write_bytes(b"garbage")
+    tab = predictor.predict(ImageSequence(paths, "seq"))
+    assert tab.frame.tolist() == [0, 1, 2] and tab.success.tolist() == [True, False, True]
+    assert "1 unreadable image" in tab.error and "1.png" in tab.error
+    np.testing.assert_allclose(tab.probs[0], tab.probs[2], atol=1e-6)
+
+
+def test_detect_every_k_interpolates_a_moving_face(faces, tmp_path):
+    face = faces[0][:1]
+    frames = np.concatenate([composite(face, [True], xy=(40 + 12 * t, 30)) for t in range(7)])
+    v = _video(tmp_path, frames)
+    every = Predictor(tiny_bundle(), PredictOptions(batch_size=4)).predict(v)
+    k3 = Predictor(tiny_bundle(), PredictOptions(batch_size=4, detect_every=3)).predict(v)
+    assert k3.success.all() and k3.held.tolist() == [False, True, True, False, True, True, False]
+    x_every, x_k3 = every.box[:, 0], k3.box[:, 0]
+    np.testing.assert_allclose(np.diff(x_every), 12, atol=3)  # the detector follows the face
+    np.testing.assert_allclose(x_k3, x_every, atol=3)  # interpolation, not a 12-24 px lag
+    np.testing.assert_allclose(x_k3[[0, 3, 6]], x_every[[0, 3, 6]], atol=1e-4)  # key frames are detections

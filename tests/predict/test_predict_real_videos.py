@@ -8,7 +8,6 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from predict_fakes import tiny_bundle
@@ -17,7 +16,8 @@ from auspread.predict.inputs import expand_inputs
 from auspread.predict.pipeline import PredictOptions, Predictor
 
 pytestmark = pytest.mark.network
-FILES = ["single_face.mp4", "no_face.mp4", "face_noface.mov", "multi_face.jpg", "single_face.jpg"]
+FILES = ["single_face.mp4", "no_face.mp4", "face_noface.mov", "multi_face.jpg", "single_face.jpg",
+         "WolfgangLanger_Pexels.mp4"]  # the last one is the benchmark clip (benchmarks/bench_predict.py)
 
 
 @pytest.fixture(scope="session")

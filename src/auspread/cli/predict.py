@@ -29,7 +29,7 @@ def predict_cmd(
     plot: bool = typer.Option(False, "--plot", help="Also write <name>_timeline.png."),
     overlay: Optional[Path] = typer.Option(None, "--overlay", help="Write the video with face box and AU bars "
                                            "(with several inputs: <stem>_<name>.mp4 next to it)."),
-    detect_every: int = typer.Option(1, "--detect-every", min=1, help="Run face detection every K frames, hold in between."),
+    detect_every: int = typer.Option(1, "--detect-every", min=1, help="Run face detection every K frames; interpolate the face in between."),
     all_faces: bool = typer.Option(False, "--all-faces", help="Every face with a tracked face_id (default: the largest)."),
     batch_size: int = typer.Option(32, "--batch-size", min=1),
     no_detect: bool = typer.Option(False, "--no-detect", help="Inputs are already aligned face crops."),
@@ -39,6 +39,10 @@ def predict_cmd(
     amp: str = typer.Option("off", "--amp", help="off or bf16 (autocast for the AU model)."),
     channels_last: bool = typer.Option(False, "--channels-last"),
     fps: float = typer.Option(30.0, "--fps", help="Nominal frame rate of image sequences (timestamps)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1,
+                                          help="torch intra-op threads (1 is often faster on a busy machine)."),
+    prefetch: bool = typer.Option(True, "--prefetch/--no-prefetch",
+                                  help="Decode and detect the next frames in a background thread."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Predict AU occurrence per frame (one row per decoded frame, OpenFace-style AUxx_c columns)."""
@@ -60,11 +64,15 @@ def predict_cmd(
             import pyarrow  # noqa: F401
         except ImportError:
             raise ConfigError("--format parquet needs pyarrow: pip install 'auspread[parquet]'") from None
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     dev = resolve_device(device)
     bundle = load_model(model, dev)
     sources = expand_inputs(inputs, image_fps=fps)
     opts = PredictOptions(detect_every=detect_every, all_faces=all_faces, no_detect=no_detect, batch_size=batch_size,
-                          threshold=threshold, amp=amp, channels_last=channels_last,
+                          threshold=threshold, amp=amp, channels_last=channels_last, prefetch=prefetch,
                           detector=DetectorOptions(min_face_size=min_face))
     predictor = Predictor(bundle, opts)
     ext = "parquet" if fmt == "parquet" else "csv"

@@ -46,8 +46,17 @@ def _print_summary(s) -> None:
     typer.echo(str(s.run_dir))
 
 
+def _methods_epilog() -> str:
+    try:
+        from auspread.methods.base import method_names
+
+        return "Methods (method.name=...): " + ", ".join(method_names()) + ". Options: docs/training.md."
+    except Exception:  # a method module being broken must not break the whole CLI
+        return "Options: docs/training.md."
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("train")
+    @app.command("train", epilog=_methods_epilog())
     def train(
         overrides: Optional[List[str]] = typer.Argument(None, help="key=value overrides, e.g. optim.lr=0.001 data.labels=5%"),
         config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML run config (default: the README main job)"),

@@ -179,7 +179,8 @@ class ClipTransform:
         x = x.mul(bf).clamp_(0.0, 1.0)
         mean = self._gray(x).mean(dim=(-3, -2, -1), keepdim=True)
         x.mul_(cf).add_((1 - cf) * mean).clamp_(0.0, 1.0)
-        return x.mul_(sf).add_(self._gray(x).mul_(1 - sf)).clamp_(0.0, 1.0)
+        gray = self._gray(x).mul_(1 - sf)  # before x changes in place
+        return x.mul_(sf).add_(gray).clamp_(0.0, 1.0)
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         return x.sub(self.mean).div_(self.std)

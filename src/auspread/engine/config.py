@@ -98,6 +98,11 @@ class OptimConfig(_Strict):
     grad_clip: float | None = None
     amp: Literal["off", "bf16", "fp16"] = "off"
     ema: float | None = Field(None, gt=0, lt=1)  # EMA decay of the weights used for evaluation, if set
+
+    @field_validator("amp", mode="before")
+    @classmethod
+    def _amp_off(cls, v: Any) -> Any:
+        return "off" if v is False or v is None else v  # YAML reads `off` / `no` as false
     channels_last: bool = False  # channels-last memory format for the model and its inputs (faster with bf16)
 
 

@@ -63,12 +63,16 @@ class LRSchedule:
     ``constant``, or ``step`` (× ``lr_gamma`` at each epoch in ``lr_steps``; default at 50% and 75% of training).
     Sets ``lr = base_lr × factor`` on every param group of every optimiser."""
 
-    def __init__(self, cfg: OptimConfig, steps_per_epoch: int, optimizers: list[torch.optim.Optimizer]):
+    def __init__(self, cfg: OptimConfig, steps_per_epoch: int, optimizers: list[torch.optim.Optimizer],
+                 restarts: list[int] | None = None):
         self.cfg = cfg
         self.spe = steps_per_epoch
         self.total = max(1, cfg.epochs * steps_per_epoch)
         self.warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
         self.optimizers = optimizers
+        # epochs where the schedule starts again (Method.schedule_restarts, e.g. PIAP-DF's stages): each phase has
+        # its own warm-up and decay; lr_steps are then epochs relative to the phase start
+        self.restarts = sorted(r for r in (restarts or []) if 0 < r < cfg.epochs)
         self.step_count = 0
         for opt in optimizers:
             for g in opt.param_groups:
@@ -76,15 +80,22 @@ class LRSchedule:
         self._apply()
 
     def factor(self, step: int) -> float:
+        total, epochs = self.total, self.cfg.epochs
+        if self.restarts:
+            bounds = [0, *self.restarts, self.cfg.epochs]
+            for a, b in zip(bounds, bounds[1:]):
+                if step >= a * self.spe:
+                    start, total, epochs = a * self.spe, max(1, (b - a) * self.spe), b - a
+            step -= start
         if self.warmup > 0 and step < self.warmup:
             return (step + 1) / self.warmup
         kind = self.cfg.schedule
         if kind == "constant":
             return 1.0
         if kind == "cosine":
-            span = max(1, self.total - self.warmup)
+            span = max(1, total - self.warmup)
             return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - self.warmup) / span)))
-        milestones = self.cfg.lr_steps if self.cfg.lr_steps is not None else [0.5 * self.cfg.epochs, 0.75 * self.cfg.epochs]
+        milestones = self.cfg.lr_steps if self.cfg.lr_steps is not None else [0.5 * epochs, 0.75 * epochs]
         epoch = step / self.spe
         return self.cfg.lr_gamma ** sum(epoch >= m for m in milestones)
 
@@ -213,7 +224,7 @@ class Trainer:
             raise RunError(f"{run_dir}: no training batches (no labelled training frames for this label policy?)")
         self.steps_per_epoch = min(n, oc.steps_per_epoch) if oc.steps_per_epoch else n
         self.optimizers = method.configure_optimizers(optimizer_factory(oc))
-        self.schedule = LRSchedule(oc, self.steps_per_epoch, self.optimizers)
+        self.schedule = LRSchedule(oc, self.steps_per_epoch, self.optimizers, method.schedule_restarts())
         self.autocast = autocast_factory(oc.amp, device)
         self.scaler = torch.amp.GradScaler("cuda") if oc.amp == "fp16" else None
         self.ema = ModelEMA(method, oc.ema) if oc.ema else None
@@ -263,6 +274,9 @@ class Trainer:
         rngs = state["rng"]
         same_world = int(state.get("world_size", 1)) == self.dist.world_size
         set_rng_state(rngs[self.dist.rank] if same_world and self.dist.rank < len(rngs) else rngs[0])
+        # the logs read as one run: drop what the killed process wrote after this checkpoint
+        self.logger.close()
+        self.logger = RunLogger(self.run_dir, enabled=self.dist.is_main, purge_step=self.step + 1)
         self.logger.truncate_after(self.step, self.epoch)
 
     # --- one step -------------------------------------------------------------------------------------------
@@ -372,7 +386,8 @@ class Trainer:
                 rec.update({"lr": self.schedule.lr, "train_fps": ep_frames / max(ep_time, 1e-9), "train_seconds": ep_time})
                 rec.update(self.method.on_epoch_end(e))
                 val = None
-                if self.validate is not None and (self.epoch % cfg.eval_every == 0 or self.epoch == epochs):
+                if (self.validate is not None and self.method.selectable_epoch(self.epoch)
+                        and (self.epoch % cfg.eval_every == 0 or self.epoch == epochs)):
                     tv = time.perf_counter()
                     scores = self.validate(self.ema.module if self.ema else self.method)
                     val = scores.to_dict()

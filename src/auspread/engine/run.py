@@ -324,7 +324,7 @@ def run_cv(cfg: RunConfig, folds: tuple[int, ...] = (1, 2, 3), progress: bool = 
           f"- dataset: {cfg.data.dataset}; labels: {cfg.data.labels}; model selection: {sel}", "",
           df.to_markdown(floatfmt=".1f") if _has_tabulate() else _md_table(df), ""]
     markdown = "\n".join(md)
-    if D.DistInfo().is_main and int(os.environ.get("RANK", "0")) == 0:
+    if int(os.environ.get("RANK", "0")) == 0:  # rank 0 writes (under torchrun every rank runs every fold)
         atomic_write_text(cv_dir / "cv.md", markdown)
         atomic_write_text(cv_dir / "cv.csv", df.to_csv(float_format="%.4f"))
     return CVResult(cv_dir, summaries, df, markdown)

@@ -264,6 +264,13 @@ def _save_npz(path: Path, frame_numbers: np.ndarray, points: np.ndarray) -> None
     from auspread.io import atomic_write_bytes
 
     atomic_write_bytes(path, buf.getvalue())
+    _publish(path)
+
+
+def _publish(path: Path) -> None:
+    from auspread.predict.writers import publish
+
+    publish(path)
 
 
 # --- worker processes -------------------------------------------------------------------------------------------
@@ -343,6 +350,7 @@ def prepare_dataset(raw: str | Path, out: str | Path, dataset: str, options: Pre
         "per_video": {vid: {k: v for k, v in e.items() if k != "images"} for vid, e in entries.items()},
     }
     atomic_write_text(out / REPORT_NAME, json.dumps(report, indent=1))
+    _publish(out / REPORT_NAME)
     if errors:
         first = next(iter(errors.values()))
         raise DataError(out, f"{len(errors)} of {len(index.videos)} videos failed (first: {first}); the others are "
@@ -375,6 +383,7 @@ def _write_index(index: VideoIndex, done: list[VideoRecord], entries: dict, out:
         videos.append(dataclasses.replace(v, source=ImageFiles(tuple(e["images"])), landmarks=lm, meta=meta))
     prepared = VideoIndex(index.dataset, index.aus, videos, index.fps, root=".")
     atomic_write_text(out / INDEX_NAME, index_to_json(prepared))
+    _publish(out / INDEX_NAME)
 
 
 def read_prepared(root: str | Path) -> VideoIndex:

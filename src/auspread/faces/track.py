@@ -1,5 +1,4 @@
-"""Simple IoU box tracking: stable face ids across frames (``--all-faces``) and holding faces between detections
-(``--detect-every K``).
+"""Simple IoU box tracking: stable face ids across frames (``--all-faces``).
 
 Greedy matching: each new box goes to the live track with the highest IoU above ``iou_threshold`` (pairs taken in
 decreasing IoU order); unmatched boxes start new tracks with the next integer id (0, 1, 2, …); a track not matched
@@ -74,23 +73,3 @@ class IoUTracker:
                 self._next += 1
         self._tracks = [t for t in self._tracks if t.missed <= self.max_missed]
         return ids
-
-
-def fill_between_detections(dets: list[Detections | None]) -> tuple[list[Detections], np.ndarray]:
-    """Hold each frame's faces until the next detection round (``--detect-every K``).
-
-    ``dets[t]`` is ``None`` for frames that were not run through the detector; they reuse the most recent detected
-    frame's faces (boxes, scores, landmarks). Returns the filled list and a bool mask of frames whose faces are held.
-    Frames before the first detection get no faces.
-    """
-    out: list[Detections] = []
-    held = np.zeros(len(dets), bool)
-    last: Detections | None = None
-    for t, d in enumerate(dets):
-        if d is None:
-            held[t] = last is not None
-            out.append(last if last is not None else Detections())
-        else:
-            last = d
-            out.append(d)
-    return out, held

@@ -134,6 +134,16 @@ class Method(nn.Module):
         """Hook after each epoch; returns extra logs."""
         return {}
 
+    def selectable_epoch(self, epoch: int) -> bool:
+        """Whether the model after ``epoch`` completed epochs may be validated and selected as best (multi-stage
+        methods, e.g. PIAP-DF, allow only their final stage). Default: every epoch."""
+        return True
+
+    def schedule_restarts(self) -> list[int]:
+        """Epochs (0-based) where the engine restarts the LR schedule (warm-up and decay), e.g. at each stage of a
+        multi-stage method. Default: none (one schedule over the whole run)."""
+        return []
+
     # --- inference ---------------------------------------------------------------------------------------
     @torch.no_grad()
     def predict_video(self, chunks: Iterable[torch.Tensor], num_frames: int) -> torch.Tensor:
@@ -148,6 +158,14 @@ class Method(nn.Module):
     def predict_frames(self, frames: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         """``(k, 3, H, W) -> (k, U)`` probabilities, for frame-level methods."""
         raise NotImplementedError
+
+    def export_module(self) -> nn.Module:
+        """A self-contained inference model ``(k, 3, H, W) -> (k, U)`` probabilities for ``auspread export``
+        (TorchScript / ONNX). Methods whose inference is not a per-frame network do not provide one."""
+        from auspread.errors import ConfigError
+
+        raise ConfigError(f"method {self.name!r} has no self-contained per-frame inference model to export "
+                          "(export supports methods that implement Method.export_module, e.g. supervised, piap-df)")
 
 
 # --- registry -------------------------------------------------------------------------------------------------

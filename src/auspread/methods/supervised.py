@@ -1,4 +1,4 @@
-"""The supervised counterpart (KS §4.4, Table 4 "supervised counterpart"): a torchvision ResNet-18 frame
+"""The supervised counterpart (KS §4.3.2, Table 4): a torchvision ResNet-18 frame
 classifier trained on the labelled frames only, at any label ratio, with the weighted BCE of KS Eq. 3
 (``auspread.losses.weighted_bce``). See docs/methods/supervised.md.
 """
@@ -63,3 +63,18 @@ class Supervised(Method):
 
     def predict_frames(self, frames: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.logits(frames).float())
+
+    def export_module(self) -> nn.Module:
+        """The inference model for ``auspread export``: ``(k, 3, H, W) -> (k, U)`` probabilities."""
+        import copy
+
+        return _SupervisedProbabilities(copy.deepcopy(self.backbone), copy.deepcopy(self.head)).eval()
+
+
+class _SupervisedProbabilities(nn.Module):
+    def __init__(self, backbone: nn.Module, head: nn.Module):
+        super().__init__()
+        self.backbone, self.head = backbone, head
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.head(self.backbone(frames)))

@@ -47,6 +47,7 @@ def mean_prob_logit(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     KS's final ensemble ("mean ensemble output of S_a and T_b", §6.1) averages *probabilities*; a BCE-with-logits on
     this logit equals the BCE on the averaged probability exactly.
     """
+    a, b = a.float(), b.float()
     log_p = torch.logaddexp(F.logsigmoid(a), F.logsigmoid(b)) - math.log(2.0)
     log_q = torch.logaddexp(F.logsigmoid(-a), F.logsigmoid(-b)) - math.log(2.0)
     return log_p - log_q

@@ -16,7 +16,6 @@ decodes fewer frames than its container declares is reported as truncated.
 from __future__ import annotations
 
 import glob
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,8 @@ IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 class Frame:
     index: int  # 0-based decode index within the source
     timestamp: float  # seconds
-    image: np.ndarray  # (H, W, 3) uint8 RGB
+    image: np.ndarray | None  # (H, W, 3) uint8 RGB; None for an unreadable image in an image sequence
+    error: str | None = None  # why ``image`` is None
 
 
 def _natural_key(s: str) -> list:
@@ -148,8 +148,13 @@ class ImageSequence(Source):
         return len(self.paths)
 
     def frames(self) -> Iterator[Frame]:
+        """One frame per path; an unreadable image still yields its frame (``image=None`` and the error), so one
+        bad file in a folder of frames costs one row, not the sequence."""
         for i, p in enumerate(self.paths):
-            yield Frame(i, i / self.fps, load_image(p))
+            try:
+                yield Frame(i, i / self.fps, load_image(p))
+            except DataError as e:
+                yield Frame(i, i / self.fps, None, str(e))
 
 
 def load_image(path: str) -> np.ndarray:

@@ -63,14 +63,20 @@ def write_overlay(source: Source, df: pd.DataFrame, path: str | Path, threshold:
             try:
                 for f in source.frames():
                     img = f.image
+                    if img is None:  # an unreadable image of a sequence: a black frame keeps the timing
+                        if stream is None:
+                            continue
+                        img = np.zeros((stream.height, stream.width, 3), np.uint8)
                     if stream is None:
                         h, w = img.shape[:2]
                         stream = out.add_stream(_codec(), rate=fps)
-                        stream.width, stream.height = w - w % 2, h - h % 2
+                        stream.width, stream.height = max(2, w - w % 2), max(2, h - h % 2)
                         stream.pix_fmt = "yuv420p"
                     rows = by_frame.get(f.index + 1)
                     if rows is not None:
                         img = draw_frame(img, rows, codes, threshold)
+                    if img.shape[0] < stream.height or img.shape[1] < stream.width:  # image sequences may vary
+                        img = np.asarray(Image.fromarray(img).resize((stream.width, stream.height)))
                     img = np.ascontiguousarray(img[: stream.height, : stream.width])
                     for pkt in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                         out.mux(pkt)
@@ -84,4 +90,6 @@ def write_overlay(source: Source, df: pd.DataFrame, path: str | Path, threshold:
                     out.mux(pkt)
         finally:
             out.close()
-    return path
+    from auspread.predict.writers import publish
+
+    return publish(path)

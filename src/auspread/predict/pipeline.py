@@ -1,4 +1,4 @@
-"""decode → detect (every frame, or every K frames with the faces held in between) → align (identical to
+"""decode → detect (every frame, or every K frames with the face interpolated in between) → align (identical to
 ``auspread prepare``) → test transform → ``Method.predict_video`` → one row per decoded frame.
 
 The aligned crops are streamed to ``predict_video`` in chunks of ``batch_size`` frames, so a temporal method sees the
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
-from auspread.errors import AuspreadError, DataError
+from auspread.errors import DataError
 from auspread.faces.align import DEFAULT_MARGIN, DEFAULT_SIZE, alignment_matrices, centre_square_matrix, warp
 from auspread.faces.detect import Detections, DetectorOptions, FaceDetector
 from auspread.faces.track import IoUTracker
@@ -34,13 +34,14 @@ from auspread.predict.inputs import Frame, Source
 
 class PredictOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    detect_every: int = Field(1, ge=1)  # run MTCNN on every K-th frame, hold the faces in between
+    detect_every: int = Field(1, ge=1)  # run MTCNN on every K-th frame; interpolate (main face) / hold (all faces)
     all_faces: bool = False
     no_detect: bool = False  # inputs are already aligned face crops: resize only
     batch_size: int = Field(32, ge=1)
     threshold: float = Field(0.5, ge=0, le=1)  # AUxx_c = AUxx_p >= threshold
     align_size: int = Field(DEFAULT_SIZE, ge=32)  # same as `auspread prepare --size`
     margin: float = Field(DEFAULT_MARGIN, ge=0, lt=0.5)
+    prefetch: bool = True  # decode/detect/align the next chunk in a background thread while the model runs
     amp: Literal["off", "bf16"] = "off"  # bf16 autocast for the AU model
     channels_last: bool = False
     detector: DetectorOptions = DetectorOptions()
@@ -76,7 +77,7 @@ class PredictionTable:
     aus: tuple[int, ...]
     num_frames: int  # decoded frames
     fps: float
-    held: np.ndarray  # bool: the face comes from an earlier detection round (--detect-every K)
+    held: np.ndarray  # bool: the face is interpolated/held from detection frames (--detect-every K)
     error: str | None = None  # decode error after ``num_frames`` frames (rows still cover every decoded frame)
 
 
@@ -130,6 +131,9 @@ class Predictor:
         a = self.options.align_size
         out = np.empty((len(frames), a, a, 3), np.uint8)
         for i, f in enumerate(frames):
+            if f.image is None:
+                out[i] = 0
+                continue
             t = torch.from_numpy(np.ascontiguousarray(f.image)).permute(2, 0, 1)[None].float()
             if t.shape[-2:] != (a, a):
                 t = F.interpolate(t, size=(a, a), mode="bilinear", antialias=True, align_corners=False)
@@ -145,10 +149,13 @@ class Predictor:
 
     # --- detection stream ------------------------------------------------------------------------------------
     def _blocks(self, source: Source, state: dict) -> Iterator[list[Frame]]:
-        """Frames in blocks of batch_size; a decode error is stored in ``state['error']`` and ends the stream."""
+        """Frames in blocks of batch_size; a decode error is stored in ``state['error']`` and ends the stream;
+        unreadable images of a sequence are listed in ``state['bad']`` (their rows stay, without a face)."""
         block: list[Frame] = []
         try:
             for f in source.frames():
+                if f.image is None:
+                    state.setdefault("bad", []).append(f.error or f"frame {f.index}: unreadable")
                 block.append(f)
                 if len(block) == self.options.batch_size:
                     yield block
@@ -161,19 +168,68 @@ class Predictor:
     def _detect_block(self, block: list[Frame], last: dict) -> list[_FaceFrame]:
         """Detect on frames with index % K == 0; other frames hold the last detected faces."""
         k = self.options.detect_every
-        run = [i for i, f in enumerate(block) if f.index % k == 0]
+        run = [i for i, f in enumerate(block) if f.index % k == 0 and f.image is not None]
         with torch.autocast(self.model.device.type, enabled=False):  # MTCNN stays fp32 under --amp bf16
             dets = self.detector.detect([block[i].image for i in run]) if run else []
         by_pos = dict(zip(run, dets))
         out = []
         for i, f in enumerate(block):
-            if i in by_pos:
+            if f.image is None:  # unreadable image: no face
+                out.append(_FaceFrame(f.index, f.timestamp, Detections(), False))
+            elif i in by_pos:
                 last["dets"] = by_pos[i]
                 out.append(_FaceFrame(f.index, f.timestamp, by_pos[i], False))
             else:
                 d = last.get("dets") or Detections()
                 out.append(_FaceFrame(f.index, f.timestamp, d, len(d) > 0))
         return out
+
+    def _main_face_stream(self, source: Source, state: dict) -> Iterator[list[tuple[Frame, _FaceFrame]]]:
+        """The largest face per frame, in groups of frames ready to align.
+
+        MTCNN runs (batched per block) on key frames ``index % K == 0``. A frame between key frames a < t < b gets
+        the landmarks and box interpolated linearly, ``(1 − w)·x_a + w·x_b`` with ``w = (t − a)/(b − a)``, when both
+        key frames have a face and it is plausibly the same face (box centres less than one mean box width apart);
+        otherwise it holds key frame a's face (or none). Frames after the last key frame hold it. At most K − 1
+        frames wait for their next key frame.
+        """
+        k = self.options.detect_every
+        pending: list[Frame] = []
+        key: tuple[Frame, Detections] | None = None
+
+        def resolve(nxt: Detections | None, nxt_index: int | None) -> list[tuple[Frame, _FaceFrame]]:
+            out = []
+            a = key[1] if key is not None else Detections()
+            for f in pending:
+                if f.image is None or not len(a):
+                    out.append((f, _FaceFrame(f.index, f.timestamp, Detections(), False)))
+                    continue
+                d = a.take(0)
+                if nxt is not None and len(nxt) and _same_face(a.boxes[0], nxt.boxes[0]):
+                    w = (f.index - key[0].index) / (nxt_index - key[0].index)
+                    b = nxt.take(0)
+                    d = Detections(((1 - w) * d.boxes + w * b.boxes).astype(np.float32), d.scores.copy(),
+                                   ((1 - w) * d.landmarks + w * b.landmarks).astype(np.float32))
+                out.append((f, _FaceFrame(f.index, f.timestamp, d, True)))
+            return out
+
+        for block in self._blocks(source, state):
+            run = [f for f in block if f.index % k == 0 and f.image is not None]
+            with torch.autocast(self.model.device.type, enabled=False):  # MTCNN stays fp32 under --amp bf16
+                dets = dict(zip((f.index for f in run), self.detector.detect([f.image for f in run]))) if run else {}
+            group: list[tuple[Frame, _FaceFrame]] = []
+            for f in block:
+                d = dets.get(f.index)
+                if d is None:
+                    pending.append(f)
+                    continue
+                group.extend(resolve(d, f.index))
+                group.append((f, _FaceFrame(f.index, f.timestamp, d, False)))
+                key, pending = (f, d), []
+            if group:
+                yield group
+        if pending:
+            yield resolve(None, None)
 
     # --- one source ------------------------------------------------------------------------------------------
     def predict(self, source: Source, progress: Callable[[int], None] | None = None) -> PredictionTable:
@@ -197,29 +253,36 @@ class Predictor:
         o = self.options
         state: dict = {"error": None}
         rows: dict[str, list] = {k: [] for k in ("frame", "timestamp", "success", "confidence", "box", "held")}
-        last: dict = {}
         prev_m: list[np.ndarray | None] = [None]
 
+        def groups() -> Iterator[list[tuple[Frame, _FaceFrame]]]:
+            if o.no_detect:
+                for block in self._blocks(source, state):
+                    yield [(f, _FaceFrame(f.index, f.timestamp, Detections(), False)) for f in block]
+            else:
+                yield from self._main_face_stream(source, state)
+
         def chunks() -> Iterator[torch.Tensor]:
-            for block in self._blocks(source, state):
+            for group in groups():
+                block = [f for f, _ in group]
                 if o.no_detect:
                     crops = self._crops_no_detect(block)
                     for f in block:
-                        h, w = f.image.shape[:2]
+                        ok = f.image is not None
+                        h, w = f.image.shape[:2] if ok else (np.nan, np.nan)
                         rows["frame"].append(f.index); rows["timestamp"].append(f.timestamp)
-                        rows["success"].append(True); rows["confidence"].append(np.nan)
+                        rows["success"].append(ok); rows["confidence"].append(np.nan)
                         rows["box"].append((0.0, 0.0, float(w), float(h))); rows["held"].append(False)
                 else:
-                    ff = self._detect_block(block, last)
                     mats = np.empty((len(block), 2, 3))
-                    for i, (f, d) in enumerate(zip(block, ff)):
+                    for i, (f, d) in enumerate(group):
                         ok = len(d.dets) > 0
                         if ok:
                             prev_m[0] = mats[i] = _chosen_matrix(d.dets, 0, o.align_size, o.margin)
                             x1, y1, x2, y2 = d.dets.boxes[0].tolist()
                             box, conf = (x1, y1, x2 - x1, y2 - y1), float(d.dets.scores[0])
                         else:
-                            h, w = f.image.shape[:2]
+                            h, w = f.image.shape[:2] if f.image is not None else (o.align_size, o.align_size)
                             mats[i] = prev_m[0] if prev_m[0] is not None else centre_square_matrix(h, w, o.align_size)
                             box, conf = (np.nan,) * 4, np.nan
                         rows["frame"].append(f.index); rows["timestamp"].append(f.timestamp)
@@ -231,7 +294,7 @@ class Predictor:
                 yield self._to_input(crops)
 
         bound = self._num_frames_bound(source)
-        probs = self._run_model(chunks(), bound)
+        probs = self._run_model(prefetch(chunks()) if o.prefetch else chunks(), bound)
         n = len(rows["frame"])
         if n == 0:
             raise DataError(source.path, state["error"] or "no frame could be decoded")
@@ -243,7 +306,7 @@ class Predictor:
             face_id=np.where(success, 0, -1).astype(np.int64), success=success,
             confidence=np.asarray(rows["confidence"], np.float64), box=np.asarray(rows["box"], np.float64).reshape(n, 4),
             probs=probs, aus=self.model.aus, num_frames=n, fps=source.fps, held=np.asarray(rows["held"], bool),
-            error=state["error"],
+            error=_error_text(state),
         )
 
     def _predict_all_faces(self, source: Source, progress) -> PredictionTable:
@@ -252,13 +315,11 @@ class Predictor:
         tracker = IoUTracker(max_missed=max(10, 2 * o.detect_every))
         last: dict = {}
         per_frame: list[tuple[Frame, Detections, np.ndarray, bool]] = []  # (frame meta, dets, ids, held)
-        shapes: dict[int, tuple[int, int]] = {}
         for block in self._blocks(source, state):
             for f, d in zip(block, self._detect_block(block, last)):
                 ids = tracker.update(d.dets) if not d.held else last["ids"]
                 if not d.held:
                     last["ids"] = ids
-                shapes[f.index] = f.image.shape[:2]
                 per_frame.append((Frame(f.index, f.timestamp, np.empty(0, np.uint8)), d.dets, ids, d.held))
             if progress:
                 progress(len(block))
@@ -292,7 +353,8 @@ class Predictor:
                 if imgs:
                     yield self._to_input(_warp_frames(imgs, np.stack(mats), o.align_size))
 
-            probs = _fit_rows(self._run_model(chunks(), len(members)), len(members), len(self.model.aus))
+            stream = prefetch(chunks()) if o.prefetch else chunks()
+            probs = _fit_rows(self._run_model(stream, len(members)), len(members), len(self.model.aus))
             for (pos, _), p in zip(members, probs):
                 results[(pos, tid)] = p
         cols: dict[str, list] = {k: [] for k in ("frame", "timestamp", "face_id", "success", "confidence", "box",
@@ -316,16 +378,87 @@ class Predictor:
             face_id=np.asarray(cols["face_id"], np.int64), success=np.asarray(cols["success"], bool),
             confidence=np.asarray(cols["confidence"], np.float64), box=np.asarray(cols["box"], np.float64).reshape(n, 4),
             probs=np.asarray(cols["probs"], np.float64).reshape(n, -1), aus=self.model.aus, num_frames=decoded,
-            fps=source.fps, held=np.asarray(cols["held"], bool), error=state["error"],
+            fps=source.fps, held=np.asarray(cols["held"], bool), error=_error_text(state),
         )
 
 
-def _warp_frames(images: list[np.ndarray], mats: np.ndarray, size: int) -> np.ndarray:
-    if len({im.shape for im in images}) == 1:
+def _same_face(a: np.ndarray, b: np.ndarray) -> bool:
+    """Boxes (x1, y1, x2, y2) whose centres are less than one mean box width apart."""
+    ca, cb = (a[:2] + a[2:]) / 2, (b[:2] + b[2:]) / 2
+    width = ((a[2] - a[0]) + (b[2] - b[0])) / 2
+    return bool(np.linalg.norm(ca - cb) < width)
+
+
+def prefetch(gen: Iterator, depth: int = 2) -> Iterator:
+    """Run ``gen`` in a background thread, ``depth`` items ahead (decoding, MTCNN and warping release the GIL, so
+    they overlap with the AU model on another core). Exceptions are re-raised in the consumer; the producer stops
+    when the consumer stops early."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def produce() -> None:
+        try:
+            for item in gen:
+                while not stop.is_set():
+                    try:
+                        q.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(("end", end))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            q.put(("error", e))
+
+    t = threading.Thread(target=produce, name="auspread-prefetch", daemon=True)
+    t.start()
+    try:
+        while True:
+            kind, item = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while t.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                t.join(0.05)
+        close = getattr(gen, "close", None)
+        if close is not None:
+            close()
+
+
+def _warp_frames(images: list[np.ndarray | None], mats: np.ndarray, size: int) -> np.ndarray:
+    """Warp a block; unreadable frames (None) give black crops."""
+    ok = [i for i, im in enumerate(images) if im is not None]
+    if len(ok) == len(images) and len({im.shape for im in images}) == 1:
         return warp(np.stack(images), mats, size)
     from auspread.faces.align import warp_many
 
-    return warp_many(images, mats, size)
+    out = np.zeros((len(images), size, size, 3), np.uint8)
+    if ok:
+        out[ok] = warp_many([images[i] for i in ok], mats[ok], size)
+    return out
+
+
+def _error_text(state: dict) -> str | None:
+    """The decode error and/or a summary of unreadable images."""
+    parts = []
+    bad = state.get("bad") or []
+    if bad:
+        parts.append(f"{len(bad)} unreadable image(s), first: {bad[0]}")
+    if state.get("error"):
+        parts.append(state["error"])
+    return "; ".join(parts) or None
 
 
 def _fit_rows(probs: np.ndarray, n: int, u: int) -> np.ndarray:

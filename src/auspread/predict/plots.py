@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from auspread.io import atomic_path
@@ -45,4 +44,6 @@ def plot_timeline(df: pd.DataFrame, path: str | Path, title: str = "", face_id: 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
-    return path
+    from auspread.predict.writers import publish
+
+    return publish(path)

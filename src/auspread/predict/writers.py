@@ -7,7 +7,7 @@ Columns, in order (stable; ``face_id`` only with ``--all-faces``)::
 * ``frame``: **1-based**, as in OpenFace's ``FeatureExtraction`` CSV, so scripts written for OpenFace line up; the
   decoded frame ``i`` (0-based, PyAV decode order) is row ``frame = i + 1``. Every decoded frame has a row.
 * ``timestamp``: seconds from the first frame (container timestamps; image sequences use the nominal fps).
-* ``success``: 1 if a face was found (or held from the previous detection with ``--detect-every K``), else 0.
+* ``success``: 1 if a face was found (with ``--detect-every K``: at the previous detection frame), else 0.
 * ``confidence``: MTCNN's face probability; ``face_x, face_y, face_w, face_h``: the face box in frame pixels.
 * ``AUxx_c``: occurrence 0/1 (``AUxx_p >= threshold``); ``AUxx_p``: the model's probability.
   OpenFace's ``AUxx_c`` has the same name and meaning; ``AUxx_p`` corresponds to py-feat's bare ``AUxx`` column.
@@ -62,6 +62,18 @@ def to_frame(table: PredictionTable, threshold: float = 0.5, all_faces: bool = F
     return df[columns(table.aus, all_faces)]
 
 
+def publish(path: str | Path) -> Path:
+    """Give a finished output the usual permissions (``0666 & ~umask``): atomic writes go through ``mkstemp``,
+    whose temporary files are private (0600)."""
+    import os
+
+    path = Path(path)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+    return path
+
+
 def write_table(df: pd.DataFrame, path: str | Path, fmt: str = "csv") -> Path:
     """Write atomically as CSV or Parquet (Parquet needs pyarrow: ``pip install 'auspread[parquet]'``)."""
     path = Path(path)
@@ -77,14 +89,14 @@ def write_table(df: pd.DataFrame, path: str | Path, fmt: str = "csv") -> Path:
             df.to_parquet(tmp, index=False)
     else:
         raise ConfigError(f"unknown output format {fmt!r} (csv or parquet)")
-    return path
+    return publish(path)
 
 
 def write_sidecar(path: str | Path, info: dict) -> Path:
     """``<output>.json``: which model produced the table, the input, the options and frame/face counts."""
     path = Path(path)
     atomic_write_text(path, json.dumps(info, indent=2, default=_jsonable) + "\n")
-    return path
+    return publish(path)
 
 
 def _jsonable(o):

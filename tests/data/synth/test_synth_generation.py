@@ -1,7 +1,6 @@
 """Determinism, co-occurrence structure, label noise, atomic writes and the cache."""
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np

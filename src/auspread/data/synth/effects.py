@@ -32,10 +32,10 @@ AU_REGION_LANDMARKS: dict[int, tuple[list[int], float]] = {
     1: (list(range(17, 27)), 0.30), 2: (list(range(17, 27)), 0.30), 4: (list(range(17, 27)) + [27], 0.25),
     5: (list(range(36, 48)) + list(range(17, 27)), 0.12), 6: (list(range(36, 48)) + [1, 15, 31, 35], 0.18),
     7: (list(range(36, 48)), 0.15), 9: (list(range(27, 36)) + [21, 22, 50, 52], 0.15),
-    10: (list(range(31, 36)) + list(range(48, 55)), 0.2), 12: (list(range(31, 36)) + list(range(48, 68)), 0.22),
+    10: (list(range(31, 36)) + list(range(48, 55)), 0.2), 12: (list(range(31, 36)) + list(range(48, 68)) + [3, 13], 0.22),
     14: (list(range(48, 68)), 0.18), 15: (list(range(48, 68)), 0.2), 17: (list(range(48, 68)) + [6, 7, 8, 9, 10], 0.15),
     20: (list(range(48, 68)), 0.22), 23: (list(range(48, 68)), 0.12), 24: (list(range(48, 68)), 0.15),
-    25: (list(range(48, 68)), 0.15), 26: (list(range(48, 68)) + list(range(4, 13)), 0.15), 45: (list(range(36, 48)), 0.1),
+    25: (list(range(48, 68)), 0.15), 26: (list(range(48, 68)) + list(range(4, 13)), 0.15), 45: (list(range(36, 48)), 0.15),
 }
 
 
@@ -58,7 +58,10 @@ def _bumps(au: int, L: np.ndarray, U: float, s: Subject) -> list[tuple]:
     # brow-to-upper-lid distance (U): brow bumps sit above the brow and fall off before the lid, so the skin in
     # between stretches smoothly instead of dragging the lid line along
     d_be = float(np.mean(L[[37, 38, 43, 44], 1]) - np.mean(L[17:27, 1])) / U
-    b_off, b_sy, b_amp = -0.3 * d_be, 0.55 * d_be, min(1.0, 4.5 * d_be)
+    b_off, b_sy, b_amp = -0.3 * d_be, 0.55 * d_be, min(1.0, 3.5 * d_be)
+    upper_mid = [(L[37] + L[38]) / 2, (L[43] + L[44]) / 2]
+    lower_mid = [(L[40] + L[41]) / 2, (L[46] + L[47]) / 2]
+    # bump widths are chosen so that no single AU folds the image over (|∇B| < 1; tested)
     if au == 1:  # inner brows up (oblique 'sad' brow), medial forehead
         for i, k in ((21, 1.0), (22, 1.0), (20, 0.7), (23, 0.7), (19, 0.35), (24, 0.35)):
             add(L[i] + [0, b_off * U], 0.10, b_sy, 0.0, -0.11 * k * b_amp)
@@ -70,19 +73,19 @@ def _bumps(au: int, L: np.ndarray, U: float, s: Subject) -> list[tuple]:
             sgn = 1.0 if i <= 21 else -1.0
             add(L[i] + [0, b_off * U], 0.10, b_sy, 0.06 * sgn * k, 0.085 * k * b_amp)
     elif au == 5:  # upper lids up: more sclera
-        for i in (37, 38, 43, 44):
-            add(L[i] + [0, -0.01 * U], 0.09, 0.035, 0.0, -0.42 * eye_h)
+        for up in upper_mid:
+            add(up + [0, -0.03 * U], 0.11, 0.07, 0.0, -(0.35 * eye_h + 0.02))
     elif au == 6:  # cheeks up, lower lids pushed up, outer eye narrowed
         for i in (36, 45):
             sgn = 1.0 if i == 36 else -1.0
             add(L[i] + [-0.05 * U * sgn, 0.28 * U], 0.16, 0.13, 0.02 * sgn, -0.09)
-        for i in (40, 41, 46, 47):
-            add(L[i] + [0, 0.02 * U], 0.07, 0.04, 0.0, -0.45 * eye_h)
+        for lo in lower_mid:
+            add(lo + [0, 0.05 * U], 0.11, 0.08, 0.0, -0.45 * eye_h)
     elif au == 7:  # lower lids up and in (no cheek motion)
-        for i in (40, 41, 46, 47):
-            add(L[i] + [0, 0.005 * U], 0.06, 0.025, 0.0, -0.5 * eye_h)
-        for i in (37, 38, 43, 44):
-            add(L[i], 0.06, 0.02, 0.0, 0.15 * eye_h)
+        for lo in lower_mid:
+            add(lo + [0, 0.04 * U], 0.10, 0.07, 0.0, -0.5 * eye_h)
+        for up in upper_mid:
+            add(up + [0, -0.03 * U], 0.10, 0.06, 0.0, 0.15 * eye_h)
     elif au == 9:  # nose wrinkled: wings and nose sides up, inner brows slightly down, upper lip slightly up
         for i in (31, 35):
             add(L[i], 0.08, 0.09, 0.0, -0.09)
@@ -91,55 +94,45 @@ def _bumps(au: int, L: np.ndarray, U: float, s: Subject) -> list[tuple]:
             add(L[i], 0.07, 0.06, 0.0, 0.035)
         add(L[51] + [0, -0.03 * U], 0.12, 0.04, 0.0, -0.03)
     elif au == 10:  # upper lip raised (centre), lower lip stays: mouth opens slightly in the middle
-        for i, k in ((51, 1.0), (50, 0.9), (52, 0.9), (49, 0.5), (53, 0.5)):
-            add(L[i] + [0, -0.03 * U], 0.09, 0.06, 0.0, -0.065 * k)
+        add(L[51] + [0, -0.04 * U], 0.16, 0.08, 0.0, -0.085)
     elif au == 12:  # lip corners up and out
         for i in (48, 54):
             sgn = -1.0 if i == 48 else 1.0
-            add(L[i] + [sgn * 0.03 * U, -0.02 * U], 0.11, 0.10, 0.07 * sgn, -0.12)
-            add((L[i] + L[51] + L[57]) / 3 + [0, 0.0], 0.08, 0.08, 0.02 * sgn, -0.045)
+            add(L[i] + [sgn * 0.05 * U, -0.04 * U], 0.17, 0.16, 0.07 * sgn, -0.14)
         for i in (1, 15):
             add((L[i] + L[48 if i == 1 else 54]) / 2, 0.18, 0.14, 0.0, -0.04)
     elif au == 14:  # corners tightened inward + dimples
-        for i in (48, 54, 60, 64):
-            sgn = 1.0 if i in (48, 60) else -1.0
-            add(L[i], 0.05, 0.05, 0.035 * sgn, -0.01)
+        for i in (48, 54):
+            sgn = 1.0 if i == 48 else -1.0
+            add(L[i], 0.06, 0.06, 0.035 * sgn, -0.01)
     elif au == 15:  # corners pulled down
-        for i in (48, 54, 60, 64):
-            add(L[i] + [0, 0.01 * U], 0.08, 0.07, 0.0, 0.095)
+        for i in (48, 54):
+            add(L[i] + [0, 0.02 * U], 0.10, 0.10, 0.0, 0.1)
     elif au == 17:  # chin boss and lower lip pushed up
         chin = (L[57] + L[8]) / 2
         add(chin, 0.20, 0.14, 0.0, -0.08)
-        for i in (56, 57, 58):
-            add(L[i], 0.08, 0.04, 0.0, -0.05)
+        add(L[57] + [0, 0.02 * U], 0.14, 0.07, 0.0, -0.035)
     elif au == 20:  # corners stretched sideways (slightly down)
-        for i in (48, 54, 60, 64):
-            sgn = -1.0 if i in (48, 60) else 1.0
-            add(L[i], 0.10, 0.06, 0.10 * sgn, 0.02)
-    elif au == 23:  # lips tightened: red parts thinner, mouth a little narrower
-        for i in (49, 50, 51, 52, 53):
-            add(L[i], 0.06, 0.025, 0.0, 0.030)
-        for i in (55, 56, 57, 58, 59):
-            add(L[i], 0.06, 0.025, 0.0, -0.030)
         for i in (48, 54):
-            add(L[i], 0.04, 0.04, 0.02 * (1 if i == 48 else -1), 0.0)
+            sgn = -1.0 if i == 48 else 1.0
+            add(L[i], 0.13, 0.08, 0.11 * sgn, 0.02)
+    elif au == 23:  # lips tightened: red parts thinner, mouth a little narrower
+        add(L[51] + [0, -0.01 * U], 0.16, 0.045, 0.0, 0.03)
+        add(L[57] + [0, 0.01 * U], 0.16, 0.045, 0.0, -0.03)
+        for i in (48, 54):
+            add(L[i], 0.05, 0.05, 0.02 * (1 if i == 48 else -1), 0.0)
     elif au == 24:  # lips pressed together: thinner at the centre, skin bulges above/below
-        for i in (50, 51, 52):
-            add(L[i], 0.07, 0.03, 0.0, 0.035)
-        for i in (56, 57, 58):
-            add(L[i], 0.07, 0.03, 0.0, -0.04)
+        add(L[51] + [0, -0.01 * U], 0.12, 0.05, 0.0, 0.03)
+        add(L[57] + [0, 0.01 * U], 0.12, 0.05, 0.0, -0.035)
     elif au == 25:  # lips part: lower lip down, upper lip slightly up
-        for i in (65, 66, 67):
-            add(L[i] + [0, 0.03 * U], 0.11, 0.06, 0.0, 0.12)
-        for i in (61, 62, 63):
-            add(L[i] + [0, -0.02 * U], 0.10, 0.035, 0.0, -0.03)
+        add(L[57] + [0, 0.04 * U], 0.2, 0.11, 0.0, 0.1)
+        add(L[51] + [0, -0.03 * U], 0.16, 0.07, 0.0, -0.025)
     elif au == 26:  # jaw drop: chin, jaw and lower lip move down
         add(L[8] + [0, -0.15 * U], 0.45, 0.35, 0.0, 0.2)
-        for i in (65, 66, 67):
-            add(L[i] + [0, 0.035 * U], 0.12, 0.06, 0.0, 0.09)
+        add(L[57] + [0, 0.04 * U], 0.2, 0.11, 0.0, 0.07)
     elif au == 45:  # blink: upper lids down onto the lower lids
-        for i in (37, 38, 43, 44):
-            add(L[i], 0.07, 0.03, 0.0, 0.85 * eye_h)
+        for up in upper_mid:
+            add(up + [0, -0.04 * U], 0.11, 0.09, 0.0, 0.85 * eye_h)
     else:
         raise KeyError(f"AU{au} is not animated by the synthetic generator")
     return B

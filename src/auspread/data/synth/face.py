@@ -80,17 +80,17 @@ def sample_subject(subject_id: str, rng: np.random.Generator, *, mimicry: float,
     bg = rng.uniform(0.25, 0.85) * np.ones(3) + rng.uniform(-0.08, 0.08, 3)
     resting: dict[int, float] = {}
     # person-specific neutral faces that mimic AUs (high/low brows, up/down corners, deep folds, narrow eyes)
-    for au, (lo, hi) in {1: (-0.6, 1.6), 2: (-0.4, 1.2), 4: (-0.5, 1.4), 7: (-0.3, 1.6), 10: (-0.3, 1.4),
+    for au, (lo, hi) in {1: (-0.6, 1.6), 2: (-0.4, 1.2), 4: (-0.5, 1.4), 7: (-0.3, 1.6),
                          12: (-1.2, 1.4), 15: (-0.6, 1.0), 17: (-0.3, 1.2), 24: (-0.2, 1.0), 6: (-0.2, 1.0)}.items():
         if au in aus:
             resting[au] = float(rng.uniform(lo, hi) * mimicry)
-    gain = {a: float(np.exp(rng.normal(0.0, 0.18))) for a in aus}
+    gain = {a: float(np.clip(np.exp(rng.normal(0.0, 0.18)), 0.7, 1.35)) for a in aus}
     return Subject(
         subject_id=subject_id,
         cx=0.5 + rng.uniform(-0.02, 0.02), cy=0.50 + rng.uniform(-0.02, 0.02),
         fw=u(0.26, 0.32) * (0.96 if female else 1.02), fh=u(0.36, 0.41),
         chin_power=u(0.55, 1.0),
-        eye_y=u(-0.26, -0.18), eye_dx=u(0.38, 0.46), eye_w=u(0.16, 0.21), eye_h=u(0.055, 0.085),
+        eye_y=u(-0.26, -0.18), eye_dx=u(0.38, 0.46), eye_w=u(0.16, 0.21), eye_h=u(0.07, 0.1),
         brow_y=u(-0.47, -0.40), brow_arch=u(0.02, 0.07), brow_thick=u(0.035, 0.06) * (0.85 if female else 1.1),
         nose_len=u(0.14, 0.24), nose_w=u(0.14, 0.2),
         mouth_y=u(0.46, 0.56), mouth_w=u(0.30, 0.40), lip_up=u(0.045, 0.075), lip_low=u(0.06, 0.095),
@@ -262,7 +262,6 @@ def render_neutral(s: Subject, size: int) -> NeutralFace:
     tex = 0.035 * value_noise(size, max(0.6, size / 90), rng)[..., None] + 0.02 * value_noise(size, size / 12, rng)[..., None]
     skin_img = s.skin * shade * (1 + tex)
     img = img * (1 - face[..., None]) + face[..., None] * skin_img
-    skin_img = img.copy()
     # hair line / fringe
     if s.fringe:
         fr = np.vstack([[L[0, 0] - 2, cy - 1.05 * U], [L[16, 0] + 2, cy - 1.05 * U],

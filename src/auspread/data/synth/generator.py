@@ -271,9 +271,13 @@ def generate_into(root: Path, cfg: SynthConfig, progress: bool = True, workers: 
                 with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as ex:
                     futs = {ex.submit(_subject_job, cfg.model_dump_json(), sid, ps, str(root)): sid
                             for sid, ps in by_subject.items()}
-                    for f in as_completed(futs):
-                        entries[futs[f]] = f.result()
-                        bar.update(sum(p.n_frames for p in by_subject[futs[f]]))
+                    try:
+                        for f in as_completed(futs):
+                            entries[futs[f]] = f.result()
+                            bar.update(sum(p.n_frames for p in by_subject[futs[f]]))
+                    except BaseException:
+                        ex.shutdown(wait=True, cancel_futures=True)  # do not start the remaining subjects
+                        raise
             finally:
                 for k, v in saved.items():
                     if v is None:

@@ -13,12 +13,28 @@ from auspread.data.synth.effects import SubjectAssets, displace_points
 from auspread.data.synth.nuisance import NuisanceTrack
 
 
+#: AUs whose shading *replaces* colour in the same place (mouth interior, teeth): their shading weights are
+#: scaled so that they sum to at most 1, otherwise co-occurring AU10/25/26 would overshoot the target colour
+MOUTH_GROUP = (10, 25, 26)
+
+
+def _shade_weights(assets: SubjectAssets, w: np.ndarray) -> np.ndarray:
+    idx = [assets.aus.index(a) for a in MOUTH_GROUP if a in assets.aus]
+    if len(idx) < 2:
+        return w
+    ws = w.copy()
+    tot = np.clip(ws[:, idx], 0, None).sum(1)
+    scale = np.where(tot > 1.0, 1.0 / np.maximum(tot, 1e-6), 1.0).astype(np.float32)
+    ws[:, idx] *= scale[:, None]
+    return ws
+
+
 def warp_expression(assets: SubjectAssets, weights: np.ndarray) -> np.ndarray:
     """Canonical (un-posed) frames for AU weights ``(C, A)`` → ``(C, S, S, 3)`` float32 in [0, 1]."""
     S = assets.size
     C = weights.shape[0]
     w = weights.astype(np.float32)
-    src = (assets.neutral.reshape(1, -1) + w @ assets.shade).reshape(C * S * S, 3)
+    src = (assets.neutral.reshape(1, -1) + _shade_weights(assets, w) @ assets.shade).reshape(C * S * S, 3)
     out = src.reshape(C, S * S, 3).copy()
     roi = assets.roi
     if roi.size:

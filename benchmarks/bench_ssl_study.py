@@ -1,0 +1,63 @@
+"""The label-ratio comparison of issue 6 (KS Fig. 4 / supplement Table 1) on the synthetic data, timed.
+
+Runs ``auspread.study.run_study`` — the same code as ``auspread study`` — for all five methods and prints the
+methods × ratios mean-F1 table, the wall time, and where the report is. Resumable: run it again to finish a killed
+grid (finished cells are skipped).
+
+Full measurement (for docs/BENCHMARKS.md):  python benchmarks/bench_ssl_study.py --out studies/bp4d-like-f1
+    = auspread study --methods ks,supervised,pseudo-label,fixmatch,tcl --labels 1,5,20,100 --folds 1
+      on the synthetic `bp4d-like` preset, 64 px, SGD lr 0.01, 4 epochs × 40 steps of 32 frames (8 clips for TCL),
+      method options from configs/<method>_synthetic.yaml
+Smoke check (minutes):                      python benchmarks/bench_ssl_study.py --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from auspread import study as S
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=None, help="study folder (default: a temporary folder)")
+    ap.add_argument("--methods", default="ks,supervised,pseudo-label,fixmatch,tcl")
+    ap.add_argument("--labels", default="1,5,20,100")
+    ap.add_argument("--preset", default="bp4d-like")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--quick", action="store_true", help="tiny preset, 32 px, 1 epoch of 2 steps, labels 5,100")
+    a = ap.parse_args()
+
+    if a.quick:
+        base = {"data": {"dataset": "synthetic", "synth_preset": "tiny", "image_size": 32},
+                "optim": {"optimizer": "sgd", "lr": 0.01, "epochs": 1, "batch_size": 8, "steps_per_epoch": 2,
+                          "amp": "off"}, "threads": 1}
+        labels = "5,100"
+        overrides = ["tcl:optim.batch_size=2", "fixmatch:method.unlabelled_ratio=1", "pseudo-label:method.unlabelled_ratio=1"]
+    else:
+        base = {"data": {"dataset": "synthetic", "synth_preset": a.preset, "image_size": 64},
+                "optim": {"optimizer": "sgd", "lr": 0.01, "epochs": 4, "batch_size": 32, "steps_per_epoch": 40,
+                          "schedule": "cosine", "amp": "bf16"}}
+        labels = a.labels
+        overrides = ["tcl:optim.batch_size=8"]
+    out = a.out or Path(tempfile.mkdtemp(prefix="ssl-study-"))
+    spec = S.StudySpec(methods=S.parse_list(a.methods), labels=S.parse_list(labels), folds=[1], seeds=[0], base=base,
+                       overrides=overrides, configs_dir=str(REPO / "configs"))
+    t0 = time.time()
+    records = S.run_study(spec, out, workers=a.workers)
+    wall = time.time() - t0
+    summary = S.summarise(records, spec.methods)
+    print()
+    print(S.mean_f1_table(summary, "md"))
+    cell_time = sum(float(r.get("seconds") or 0) for r in records)
+    print(f"\n{len(records)} cells; wall time of this start {wall / 60:.1f} min; sum of cell times {cell_time / 60:.1f} min")
+    print(f"report: {out / 'report.md'}  curves: {out / 'f1_vs_labels.png'}")
+
+
+if __name__ == "__main__":
+    main()

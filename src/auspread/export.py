@@ -1,0 +1,116 @@
+"""Export a trained run's light inference model (``Method.export_module``: ``(k, 3, H, W) -> (k, U)``
+probabilities) to TorchScript or ONNX, and check the exported model against the original.
+
+TorchScript uses ``torch.jit.trace`` (the inference networks have no data-dependent control flow); ONNX uses the
+TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)``, opset 17) with a dynamic batch axis and
+needs the optional ``onnx`` package (``pip install 'auspread[onnx]'``). Inputs are normalised frames exactly as
+``Method.predict_frames`` receives them (``auspread.data.transforms`` test transform at ``data.image_size``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+from auspread.errors import ConfigError
+from auspread.io import atomic_path
+
+Format = Literal["torchscript", "onnx"]
+SUFFIX = {"torchscript": ".pt", "onnx": ".onnx"}
+OPSET = 17
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    format: str
+    image_size: int
+    aus: tuple[int, ...]
+    max_abs_diff: float | None  # exported vs original on a random input (None when not checked)
+
+
+def load_run_model(run_dir: str | Path):
+    """``(method, cfg, info)`` of a run folder, rebuilt from ``checkpoints/best.pt`` alone (EMA weights if kept)."""
+    from auspread.engine.checkpoint import BEST, load_checkpoint
+    from auspread.engine.config import build_config
+    from auspread.engine.data import info_from_dict
+    from auspread.engine.run import _eval_model, build_method, check_run_dir
+
+    run_dir = check_run_dir(run_dir)
+    state = load_checkpoint(Path(run_dir) / "checkpoints" / BEST)
+    cfg = build_config(state["config"])
+    info = info_from_dict(state["dataset_info"])
+    method = _eval_model(build_method(cfg, info, None), state).eval()
+    return method, cfg, info
+
+
+def _check_onnx() -> None:
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise ConfigError("ONNX export needs the 'onnx' package: pip install 'auspread[onnx]' (or pip install onnx)") from None
+
+
+def export_module(module: nn.Module, example: torch.Tensor, fmt: Format, out: str | Path) -> Path:
+    """Write ``module`` (in eval mode, on CPU) traced on ``example`` to ``out`` atomically."""
+    if fmt not in SUFFIX:
+        raise ConfigError(f"unknown export format {fmt!r}; use torchscript or onnx")
+    module = module.eval().cpu()
+    example = example.cpu()
+    out = Path(out)
+    if fmt == "onnx":
+        _check_onnx()
+    with torch.no_grad(), atomic_path(out) as tmp:
+        if fmt == "torchscript":
+            traced = torch.jit.trace(module, example, check_trace=False)
+            traced.save(str(tmp))
+        else:
+            torch.onnx.export(module, (example,), str(tmp), input_names=["frames"], output_names=["probabilities"],
+                              dynamic_axes={"frames": {0: "batch"}, "probabilities": {0: "batch"}},
+                              opset_version=OPSET, dynamo=False)
+    return out
+
+
+def run_exported(path: str | Path, frames: torch.Tensor) -> torch.Tensor:
+    """Run an exported file on ``frames`` (TorchScript with torch; ONNX with onnxruntime if installed, else the
+    ``onnx`` reference evaluator)."""
+    path = Path(path)
+    if path.suffix == ".onnx":
+        _check_onnx()
+        x = frames.detach().cpu().numpy()
+        try:
+            import onnxruntime as ort
+
+            sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            y = sess.run(None, {"frames": x})[0]
+        except ImportError:
+            from onnx.reference import ReferenceEvaluator
+
+            y = ReferenceEvaluator(str(path)).run(None, {"frames": x})[0]
+        return torch.from_numpy(y)
+    m = torch.jit.load(str(path), map_location="cpu")
+    with torch.no_grad():
+        return m(frames.cpu())
+
+
+def export_run(run_dir: str | Path, fmt: Format = "torchscript", out: str | Path | None = None, check: bool = True,
+               seed: int = 0) -> ExportResult:
+    """Export the inference model of a run folder; by default verify it on a random batch of two frames."""
+    method, cfg, info = load_run_model(run_dir)
+    module = method.export_module()
+    size = int(info.image_size)
+    g = torch.Generator().manual_seed(seed)
+    example = torch.randn(2, 3, size, size, generator=g)
+    if out is None:
+        out = Path(run_dir) / "export" / f"{cfg.method.name}-{info.dataset}{SUFFIX[fmt]}"
+    path = export_module(module, example, fmt, out)
+    diff = None
+    if check:
+        with torch.no_grad():
+            ref = module.eval().cpu()(example)
+        diff = float((run_exported(path, example) - ref).abs().max())
+    return ExportResult(path, fmt, size, tuple(info.aus), diff)

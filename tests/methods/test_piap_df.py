@@ -1,0 +1,198 @@
+"""PIAP-DF: stage scheduling, each stage's training on fake batches, Discrete Feedback, inference/export."""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from auspread.engine.config import OptimConfig
+from auspread.engine.loop import LRSchedule, optimizer_factory
+from auspread.errors import ConfigError
+from auspread.methods.base import StepContext
+from auspread.methods.piap_df import PIAPDF, PIAPDFOptions, discrete_feedback_step
+from tests.methods import fakes
+
+SIZE = 32
+SMALL = dict(encoder="small", width=4, generator_width=4, decoder_width=4, dropout=0.0)
+ONE = dict(pi1=1, pi2=1, person=1, main=1, df=1)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """The test machine is shared: one intra-op thread is much faster than oversubscribed ones."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _method(variant="piap-df", **kw) -> PIAPDF:
+    torch.manual_seed(0)
+    opts = PIAPDFOptions(variant=variant, **{**SMALL, "stage_epochs": ONE, **kw})
+    return PIAPDF(opts, fakes.info(SIZE))
+
+
+def _landmarks(b: int) -> torch.Tensor:
+    """A plausible face layout scaled to SIZE (the synthetic generator's neutral landmarks)."""
+    from auspread.data.synth.config import resolve_config
+    from auspread.data.synth.face import neutral_landmarks
+    from auspread.data.synth.generator import make_subject
+
+    lm = torch.tensor(neutral_landmarks(make_subject(resolve_config("tiny"), "F001"), SIZE), dtype=torch.float32)
+    return lm.expand(b, 1, 68, 2).clone()
+
+
+def _batch(seed=0, b=4, mu=0.0):
+    g = torch.Generator().manual_seed(seed)
+    batch = fakes.batch(g, b, 1, mu=mu, size=SIZE)
+    batch["landmarks"] = _landmarks(b)
+    batch["subject"] = torch.tensor([0, 1] * (b // 2))
+    if mu:
+        batch["unlabelled"]["landmarks"] = _landmarks(int(mu * b))
+    return batch
+
+
+def _ctx(m: PIAPDF, epoch: int, step: int, opts) -> StepContext:
+    return StepContext(epoch=epoch, step=step, batch_in_epoch=step, steps_per_epoch=100, epochs=m.total_epochs,
+                       device=torch.device("cpu"), optimizers=opts)
+
+
+# --- stage scheduling ------------------------------------------------------------------------------------------
+def test_variants_run_the_stages_of_table3_in_order():
+    m = _method("piap-df", stage_epochs=dict(pi1=1, pi2=2, person=1, main=3, df=2))
+    assert m.stages == ("pi1", "pi2", "person", "main", "df") and m.total_epochs == 9
+    assert [m.stage_of(e) for e in range(9)] == ["pi1", "pi2", "pi2", "person", "main", "main", "main", "df", "df"]
+    assert m.schedule_restarts() == [1, 3, 4, 7]
+    assert [m.selectable_epoch(e) for e in range(1, 10)] == [False] * 7 + [True] * 2  # only the df stage
+    spec = m.data_spec()
+    assert spec.landmarks and spec.unlabelled_ratio == 1.0 and spec.unlabelled_from_epoch == 7
+    assert _method("pi-2").stages == ("pi1", "pi2") and not hasattr(_method("pi-2"), "main")
+    assert _method("pi-3").stages == ("pi1", "pi2", "main") and _method("pi-3").main.decoder is not None
+    ap = _method("ap")
+    assert ap.stages == ("person", "main") and ap.main.decoder is None and not ap.data_spec().landmarks
+    df = _method("df")
+    assert df.stages == ("main", "df") and df.use_pi is False and df.use_ap is False
+    assert _method("piap").stages == ("pi1", "pi2", "person", "main")
+    assert _method("baseline").data_spec().unlabelled_ratio == 0
+
+
+def test_epoch_mismatch_is_a_clear_config_error():
+    m = _method("pi-3")
+    opts = m.configure_optimizers(optimizer_factory(OptimConfig(lr=0.01)))
+    ctx = _ctx(m, 0, 0, opts)
+    ctx.epochs = 20
+    with pytest.raises(ConfigError, match="optim.epochs=3"):
+        m.train_step(_batch(), ctx)
+
+
+def test_schedule_restarts_at_each_stage():
+    m = _method("pi-3", stage_epochs=dict(pi1=1, pi2=1, main=2))
+    opts = m.configure_optimizers(optimizer_factory(OptimConfig(lr=1.0, epochs=4)))
+    sched = LRSchedule(OptimConfig(lr=1.0, epochs=4, schedule="cosine"), 10, opts, m.schedule_restarts())
+    f = [sched.factor(s) for s in range(40)]
+    assert f[0] == f[10] == f[20] == 1.0  # each stage starts at the full rate
+    assert f[9] < 0.05 and f[19] < 0.05 and f[30] == pytest.approx(0.5)
+
+
+# --- each stage trains (loss falls on a fixed batch) -------------------------------------------------------------
+@pytest.mark.parametrize("stage", ["pi1", "pi2", "person", "main", "df"])
+def test_each_stage_reduces_its_loss(stage):
+    m = _method("piap-df")
+    opts = m.configure_optimizers(optimizer_factory(OptimConfig(optimizer="adam", lr=3e-3, weight_decay=0.0)))
+    epoch = m.stage_start[stage]
+    batch = _batch(1, b=8, mu=1.0 if stage == "df" else 0.0)
+    losses = []
+    m.train()
+    for step in range(8):
+        out = m.train_step(batch, _ctx(m, epoch, step, opts))
+        assert out.loss is None and out.logs["stage"] == m.stages.index(stage)
+        losses.append(out.logs["loss"])
+    assert sum(losses[-2:]) / 2 < losses[0], losses
+
+
+def test_main_stage_reports_the_active_terms_and_freezes_targets():
+    m = _method("piap")
+    opts = m.configure_optimizers(optimizer_factory(OptimConfig(lr=0.01)))
+    gen_before = copy.deepcopy(m.generator.state_dict())
+    person_before = copy.deepcopy(m.person.state_dict())
+    m.train()
+    out = m.train_step(_batch(), _ctx(m, m.stage_start["main"], 0, opts))
+    assert {"l_au", "l_pi", "l_ap"} <= set(out.logs)
+    w = m.options.weights
+    expected = (w.au * out.logs["l_au"] + w.pi * out.logs["l_pi"] + w.ap * out.logs["l_ap"]) / (w.au + w.pi + w.ap)
+    assert out.logs["loss"] == pytest.approx(expected, rel=1e-5)
+    for k, v in m.generator.state_dict().items():  # frozen: weights and BN statistics unchanged
+        assert torch.equal(v, gen_before[k]), k
+    for k, v in m.person.state_dict().items():
+        assert torch.equal(v, person_before[k]), k
+
+
+def test_df_stage_copies_the_main_model_into_the_teacher_first():
+    m = _method("df")
+    opts = m.configure_optimizers(optimizer_factory(OptimConfig(lr=1e-12, momentum=0.0, weight_decay=0.0)))
+    with torch.no_grad():
+        for p in m.main.parameters():
+            p.add_(1.0)
+    assert not bool(m.df_ready)
+    m.train_step(_batch(mu=1.0), _ctx(m, m.stage_start["df"], 0, opts))
+    assert bool(m.df_ready)
+    for (k, a), b in zip(m.main.state_dict().items(), m.teacher.state_dict().values()):
+        if a.dtype.is_floating_point and "running" not in k:
+            assert torch.equal(a, b), k
+
+
+def test_person_weights_replace_the_person_stage(tmp_path):
+    src = _method("ap")
+    path = tmp_path / "person.pt"
+    torch.save(src.person.state_dict(), path)
+    m = _method("piap", person_weights=path)
+    assert "person" not in m.stages
+    for k, v in src.person.encoder.state_dict().items():
+        assert torch.equal(m.person.encoder.state_dict()[k], v)
+    with pytest.raises(ConfigError, match="not found"):
+        _method("ap", person_weights=tmp_path / "missing.pt")
+    torch.save({"x": torch.zeros(1)}, tmp_path / "bad.pt")
+    with pytest.raises(ConfigError, match="no person encoder"):
+        _method("ap", person_weights=tmp_path / "bad.pt")
+
+
+# --- Discrete Feedback on a toy problem ----------------------------------------------------------------------------
+def _toy(w_teacher: float, feedback: str, enabled: bool = True):
+    """1-D logistic teacher and student (one weight each, no bias) on symmetric separable data: y = [x > 0]."""
+    x = torch.linspace(-2, 2, 16).view(-1, 1)
+    y = (x > 0).float()
+    teacher, student = nn.Linear(1, 1, bias=False), nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        teacher.weight.fill_(w_teacher)
+        student.weight.fill_(0.0)
+    t_opt = torch.optim.SGD(teacher.parameters(), lr=0.5)
+    s_opt = torch.optim.SGD(student.parameters(), lr=0.5)
+    r = discrete_feedback_step(teacher, student, lambda out, lab, split: F.binary_cross_entropy_with_logits(out, lab),
+                               lambda out: (out > 0).float(), x, x, y, t_opt, s_opt, enabled, feedback=feedback)
+    return float(teacher.weight), r
+
+
+@pytest.mark.parametrize("feedback", ["gradient", "loss_change"])
+def test_teacher_moves_towards_pseudo_labels_that_helped_the_student(feedback):
+    # right teacher (w > 0): its pseudo-labels are the truth, the student's labelled loss falls -> feedback 1
+    w_help, r_help = _toy(0.5, feedback)
+    w_help_off, r_off = _toy(0.5, feedback, enabled=False)  # sigma = 0: only the teacher's labelled gradient
+    assert r_help.fb > 0 and r_help.fb_discrete == 1.0 and r_off.fb_discrete == 0.0
+    assert w_help > w_help_off  # reinforced: more confident in the pseudo-labels that helped
+    # wrong teacher (w < 0): inverted pseudo-labels, the student's labelled loss rises -> feedback -0.1
+    w_hurt, r_hurt = _toy(-0.5, feedback)
+    w_hurt_off, _ = _toy(-0.5, feedback, enabled=False)
+    assert r_hurt.fb < 0 and r_hurt.fb_discrete == -0.1
+    assert w_hurt > w_hurt_off  # pushed away from the pseudo-labels that hurt (towards the truth)
+    # on symmetric data the two feedback moves are mirror images scaled by h: 1 vs -0.1
+    assert (w_hurt - w_hurt_off) == pytest.approx(0.1 * (w_help - w_help_off), rel=1e-4)
+
+
+def test_disabled_feedback_is_the_labelled_update_only():
+    w, _ = _toy(0.5, "gradient", enabled=False)
+    x = torch.linspace(-2, 2, 16).view(-1, 1)
+    wt = torch.tensor([[0.5]], requires_grad=True)
+    F.binary_cross_entropy_with_logits(x @ wt.T, (x > 0).float()).backward()
+    assert w == pytest.approx(0.5 - 0.5 * float(wt.grad), rel=1e-6)
