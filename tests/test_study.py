@@ -12,7 +12,7 @@ import pytest
 from auspread import study as S
 from auspread.errors import ConfigError, RunError
 
-from study_fakes import calls_log, failing_runner, fake_runner
+from study_fakes import failing_runner, fake_runner
 
 TESTS = Path(__file__).parent
 

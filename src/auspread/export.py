@@ -9,6 +9,7 @@ needs the optional ``onnx`` package (``pip install 'auspread[onnx]'``). Inputs a
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -64,7 +65,9 @@ def export_module(module: nn.Module, example: torch.Tensor, fmt: Format, out: st
     out = Path(out)
     if fmt == "onnx":
         _check_onnx()
-    with torch.no_grad(), atomic_path(out) as tmp:
+    # torch marks torch.jit and the TorchScript-based ONNX exporter deprecated; they remain the formats asked for
+    with torch.no_grad(), atomic_path(out) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", (FutureWarning, DeprecationWarning))
         if fmt == "torchscript":
             traced = torch.jit.trace(module, example, check_trace=False)
             traced.save(str(tmp))
@@ -92,7 +95,9 @@ def run_exported(path: str | Path, frames: torch.Tensor) -> torch.Tensor:
 
             y = ReferenceEvaluator(str(path)).run(None, {"frames": x})[0]
         return torch.from_numpy(y)
-    m = torch.jit.load(str(path), map_location="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        m = torch.jit.load(str(path), map_location="cpu")
     with torch.no_grad():
         return m(frames.cpu())
 

@@ -29,6 +29,7 @@ def run_cli(monkeypatch, capsys, *args):
     (["optim.lr=abc"], "optim.lr"),
     (["nonexistent.key=1"], "nonexistent"),
     (["optim.lr"], "bad override 'optim.lr'"),
+    (["--pretrained", "/nonexistent/r18.pth"], "/nonexistent/r18.pth: pretrained weights file not found"),
 ])
 def test_clear_one_line_errors(monkeypatch, capsys, tmp_path, args, message):
     code, out, err = run_cli(monkeypatch, capsys, "train", f"out_dir={tmp_path}", *args)
@@ -83,3 +84,15 @@ def test_train_then_eval_then_cv(monkeypatch, capsys, tmp_path):
     table = (tmp_path / "cv" / "cv.csv").read_text().splitlines()
     assert [l.split(",")[0] for l in table[1:]] == ["fold 1", "fold 2", "mean"]
     assert (tmp_path / "cv" / "cv.md").is_file() and (tmp_path / "cv" / "fold2" / "results" / "test_f1.md").is_file()
+
+
+def test_main_job_defaults_match_the_documented_config():
+    from pathlib import Path
+
+    from auspread.cli.train import _main_job_defaults
+    from auspread.engine.config import load_config
+
+    repo = Path(__file__).resolve().parents[2]
+    main_job = load_config(None, base=_main_job_defaults())
+    assert main_job == load_config(repo / "configs" / "supervised_synthetic.yaml")
+    assert main_job.method.name == "supervised" and main_job.data.synth_preset == "small"

@@ -137,3 +137,17 @@ def test_a_broken_video_fails_alone_and_is_retried(synth_root, tmp_path):
     Path(bad_frame).write_bytes(good)
     rep = prepare_dataset(raw, out, "bp4d", PrepareOptions(size=32), progress=False)
     assert rep["videos_done"] == 2 and not rep["errors"]
+
+
+def test_disfa_format_videos(tmp_path):
+    """DISFA-layout input (video files + per-AU intensity files): frames come from VideoFile decode indices."""
+    from auspread.data.synth.generator import generate
+
+    raw = generate(tmp_path / "disfa", preset="tiny", fmt="disfa", subjects=2, frames=10, size=64, progress=False)
+    rep = prepare_dataset(raw, tmp_path / "out", "disfa", PrepareOptions(size=32), progress=False)
+    src, out = read_dataset("disfa", raw), read_dataset("prepared", tmp_path / "out")
+    assert rep["videos_done"] == 2 and out.dataset == "DISFA" and out.aus == src.aus
+    for a, b in zip(src, out):
+        assert len(b.source.paths) == len(a) and Path(b.source.paths[0]).is_file()
+        np.testing.assert_array_equal(a.labels, b.labels)
+        np.testing.assert_allclose(a.intensities, b.intensities, atol=1e-3)

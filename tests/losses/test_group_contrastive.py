@@ -24,3 +24,13 @@ def test_no_shared_group_gives_zero_and_gradient_only_reaches_slow():
     slow = torch.tensor([[0.8, 0.3], [0.2, 0.7]], requires_grad=True)
     group_contrastive(fast.detach(), slow).backward()
     assert fast.grad is None and slow.grad.abs().sum() > 0
+
+
+def test_embeddings_grouped_by_the_au_patterns_of_given_probabilities():
+    fast_e = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 3.0]])
+    slow_e = torch.tensor([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])
+    fast_p = torch.tensor([[0.9, 0.1], [0.8, 0.2], [0.1, 0.9]])  # groups (1,0): rows 0,1; (0,1): row 2
+    slow_p = torch.tensor([[0.1, 0.7], [0.6, 0.4]])  # (0,1): row 0; (1,0): row 1
+    got = group_contrastive(fast_e, slow_e, 0.5, fast_p, slow_p)
+    expected = nt_xent(torch.tensor([[0.5, 1.0, 0.0], [0.0, 0.0, 3.0]]), torch.tensor([[0.0, 0.0, 1.0], [0.5, 0.5, 0.0]]), 0.5)
+    assert torch.allclose(got, expected)

@@ -137,6 +137,8 @@ def test_gradient_flow_of_each_term(m):
     # Eq. 4 supervised part: S_a only its branch; the student term only the *active* student S_b^m
     assert on["sa_bce"] == BRANCH_A
     assert on["student_bce"] == {"backbone_b"} | active
+    # optional direct T_b term (w_tb): T_b, its head and every frame token
+    assert on["tb_bce"] == {"backbone_b", "temporal_teacher", "frame_head"} | students
     # Eq. 1: S_a → S_b^m with a detached ensemble target: S_a is not updated
     assert on["kl_spatial"] == {"backbone_b"} | active
     # Eq. 2: T_b → T_a (= S_a) with T_b detached: only branch A
@@ -182,6 +184,16 @@ def test_ramp_up_in_train_step(progress, expected):
     o = method.options
     ksm = lg["l_sa_bce"] + lg["l_student_bce"] + o.kd_lambda * (lg["l_kl_spatial"] + lg["l_kl_temporal"])
     total = lg["l_ens_bce"] + ksm + expected * (lg["l_pl"] + lg["l_self"])  # Eq. 7 with unit weights
+    assert float(out.loss.detach()) == pytest.approx(total, rel=1e-5)
+
+
+def test_optional_direct_t_b_term_adds_to_the_loss():
+    method = _method(w_tb=2.0)
+    torch.manual_seed(1)
+    out = method.train_step(_batch(), _ctx(6.0))
+    lg = out.logs
+    ksm = lg["l_sa_bce"] + lg["l_student_bce"] + 0.5 * (lg["l_kl_spatial"] + lg["l_kl_temporal"])
+    total = lg["l_ens_bce"] + ksm + lg["l_pl"] + lg["l_self"] + 2.0 * lg["l_tb_bce"]
     assert float(out.loss.detach()) == pytest.approx(total, rel=1e-5)
 
 

@@ -171,7 +171,7 @@ def _toy(w_teacher: float, feedback: str, enabled: bool = True):
     s_opt = torch.optim.SGD(student.parameters(), lr=0.5)
     r = discrete_feedback_step(teacher, student, lambda out, lab, split: F.binary_cross_entropy_with_logits(out, lab),
                                lambda out: (out > 0).float(), x, x, y, t_opt, s_opt, enabled, feedback=feedback)
-    return float(teacher.weight), r
+    return float(teacher.weight.detach()), r
 
 
 @pytest.mark.parametrize("feedback", ["gradient", "loss_change"])
@@ -196,3 +196,100 @@ def test_disabled_feedback_is_the_labelled_update_only():
     wt = torch.tensor([[0.5]], requires_grad=True)
     F.binary_cross_entropy_with_logits(x @ wt.T, (x > 0).float()).backward()
     assert w == pytest.approx(0.5 - 0.5 * float(wt.grad), rel=1e-6)
+
+
+# --- inference -----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("variant", ["piap-df", "pi-2"])
+def test_inference_model_is_light_and_matches_predict(variant):
+    m = _method(variant).eval()
+    x = torch.randn(3, 3, SIZE, SIZE)
+    probs = m.predict_frames(x)
+    assert probs.shape == (3, 3) and float(probs.min()) >= 0 and float(probs.max()) <= 1
+    light = m.export_module()
+    assert torch.allclose(light(x), probs, atol=1e-6)
+    n_light = sum(p.numel() for p in light.parameters())
+    if variant == "piap-df":  # only the student's encoder and head: no teacher, decoder, generator or person net
+        expected = sum(p.numel() for p in m.main.encoder.parameters()) + sum(p.numel() for p in m.main.head.parameters())
+        assert n_light == expected
+        with torch.no_grad():
+            m.teacher.head.weight.add_(1.0)  # the teacher is not the inference model
+        assert torch.allclose(m.predict_frames(x), probs)
+    else:  # PI-2 infers through its generator and 12-channel encoder (no landmarks)
+        assert n_light == sum(p.numel() for p in m.pi2.parameters())
+
+
+# --- end to end: `auspread train --method piap-df` on the tiny synthetic preset, resumed between stages ----------------
+TINY = ["method.name=piap-df", "method.encoder=small", "method.width=4", "method.generator_width=4",
+        "method.decoder_width=4", "method.stage_epochs={pi1: 1, pi2: 1, person: 1, main: 1, df: 1}",
+        "data.synth_preset=tiny", "data.image_size=32", "optim.optimizer=adam", "optim.lr=0.001", "optim.epochs=5",
+        "optim.batch_size=8", "optim.steps_per_epoch=2", "threads=1"]
+
+
+class _Killed(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_train_all_stages_on_tiny_and_resume_between_stages(tmp_path):
+    import json
+    import sys
+
+    from auspread.cli import main
+    from auspread.engine.checkpoint import load_checkpoint
+    from auspread.engine.config import load_config
+    from auspread.engine.loop import TrainHooks
+    from auspread.engine.run import run_training
+
+    argv = sys.argv
+    sys.argv = ["auspread", "train", "-q", *TINY, f"out_dir={tmp_path}", "name=full"]
+    try:
+        main()  # `auspread train method.name=piap-df ...` through the command line
+    finally:
+        sys.argv = argv
+    full_dir = tmp_path / "full"
+    full = json.loads((full_dir / "results" / "summary.json").read_text())
+    recs = [json.loads(line) for line in (full_dir / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in recs if r["kind"] == "epoch"]
+    assert [r["stage"] for r in epochs] == [0, 1, 2, 3, 4]  # pi1, pi2, person, main, df in order
+    assert [("val_f1" in r) for r in epochs] == [False] * 4 + [True]  # only the final stage is validated/selected
+    assert full["best_epoch"] == 5 and 0 <= full["test_f1"] <= 1
+    assert any(r["kind"] == "train" and "fb_discrete" in r for r in recs)
+    from auspread.export import export_run
+
+    exported = export_run(full_dir, "torchscript")  # the trained student's light encoder
+    assert exported.path.is_file() and exported.max_abs_diff < 1e-5
+
+    def kill(epoch, rec):
+        if epoch == 4:  # after the main stage, before Discrete Feedback
+            raise _Killed
+
+    cfg = load_config(full_dir / "config.yaml", ["name=killed"])  # the same run as the CLI's
+    with pytest.raises(_Killed):
+        run_training(cfg, progress=False, hooks=TrainHooks(after_epoch=kill))
+    run = tmp_path / "killed"
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["epoch"] == 4
+    resumed = run_training(cfg, progress=False, resume=run)
+    assert resumed.epochs == 5 and resumed.best_epoch == 5
+    a = load_checkpoint(full_dir / "checkpoints" / "best.pt")["model"]
+    b = load_checkpoint(run / "checkpoints" / "best.pt")["model"]
+    assert bool(b["df_ready"])
+    for k in a:
+        assert torch.equal(a[k], b[k]), k  # the resumed run repeats the uninterrupted one exactly
+    assert resumed.test_f1 == pytest.approx(full["test_f1"], abs=1e-12)
+
+
+def test_init_weights_loads_the_main_encoder_of_another_run(tmp_path):
+    from auspread.engine.checkpoint import save_checkpoint
+
+    src = _method("piap")
+    with torch.no_grad():
+        for p in src.main.encoder.parameters():
+            p.add_(0.5)
+    save_checkpoint(tmp_path / "best.pt", {"model": src.state_dict()})
+    m = _method("baseline", init_weights=tmp_path / "best.pt")
+    for k, v in src.main.encoder.state_dict().items():
+        assert torch.equal(m.main.encoder.state_dict()[k], v), k
+    with pytest.raises(ConfigError, match="not found"):
+        _method("baseline", init_weights=tmp_path / "none.pt")
+    with pytest.raises(ConfigError, match="pi-2"):
+        _method("pi-2", init_weights=tmp_path / "best.pt")

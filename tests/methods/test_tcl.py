@@ -73,3 +73,13 @@ def test_predict_video_covers_every_frame_once_whatever_the_chunking(chunk):
         expected = torch.cat([torch.sigmoid(m.net(frames[:8].view(2, 4, 3, 32, 32))).view(8, 3),
                               torch.sigmoid(m.net(frames[8:][None]))[0]])
     assert torch.allclose(out, expected, atol=1e-5)
+
+
+def test_contrast_on_clip_embeddings():
+    g = torch.Generator().manual_seed(5)
+    b = batch(g, 2, n=4, mu=2)
+    m = make(contrast_on="features")
+    out = m.train_step(b, ctx(5.0))
+    assert out.logs["loss_ic"] > 0
+    out.loss.backward()
+    assert m.net.backbone.layer4[0].conv1.conv.weight.grad.abs().sum() > 0

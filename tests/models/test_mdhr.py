@@ -12,6 +12,7 @@ from auspread.models.mdhr import (
     LinearBlock,
     MDHRNet,
     MultiScaleFacialDynamics,
+    PatchConv2d,
     PerAUTemporalConv,
     RegionLayout,
     band_rows,
@@ -35,11 +36,16 @@ def labels_for(aus, active):
 
 
 # --- shapes -------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def reduced_nets():
+    torch.manual_seed(0)
+    return {ds: MDHRNet(layout(ds), **REDUCED) for ds in ("BP4D", "DISFA")}
+
+
 @pytest.mark.parametrize("ds,n_aus,classes", [("BP4D", 12, [16, 2, 8, 16]), ("DISFA", 8, [8, 4, 8])])
 @pytest.mark.parametrize("size,grid", [(64, 2), (96, 3), (112, 4)])
-def test_output_shapes_reduced(ds, n_aus, classes, size, grid):
-    torch.manual_seed(0)
-    net = MDHRNet(layout(ds), **REDUCED)
+def test_output_shapes_reduced(reduced_nets, ds, n_aus, classes, size, grid):
+    net = reduced_nets[ds]
     pyr = net.backbone(torch.randn(6, 3, size, size))
     assert pyr.final.shape[-2:] == (grid, grid)  # grid derived from the input size (stride 32)
     out = net.forward_features(pyr, 2, 3)
@@ -247,6 +253,20 @@ def test_tcn_is_per_au_with_a_five_frame_receptive_field():
     d = (tcn(x2).reshape(1, 9, 3, 4) - y).abs().sum(-1)[0]  # (T, N)
     assert torch.all(d[:, [0, 2]] == 0)  # other AUs untouched
     assert torch.all(d[[0, 1, 7, 8], 1] == 0)  # frames beyond ±2 untouched
+
+
+@pytest.mark.parametrize("r", [1, 2, 8])
+def test_patch_conv_equals_conv2d(r):
+    torch.manual_seed(0)
+    p = PatchConv2d(3, 5, kernel_size=r, stride=r)
+    c = torch.nn.Conv2d(3, 5, kernel_size=r, stride=r)
+    c.load_state_dict(p.state_dict())
+    x = torch.randn(2, 3, 2 * r, 3 * r, requires_grad=True)
+    y = p(x)
+    assert y.shape == (2, 5, 2, 3) and torch.allclose(y, c(x), atol=1e-5)
+    (gp,) = torch.autograd.grad(y.square().sum(), x)
+    (gc,) = torch.autograd.grad(c(x).square().sum(), x)
+    assert torch.allclose(gp, gc, atol=1e-4)
 
 
 def test_grouped_linear_block_equals_separate_blocks():

@@ -2,7 +2,6 @@
 
 import math
 
-import numpy as np
 import pytest
 import torch
 
@@ -143,3 +142,23 @@ def test_dw_unet_uses_depthwise_convolutions():
     dw = sum(b[0].weight.numel() + b[3].weight.numel() for b in blocks)
     plain = sum(9 * b[0].in_channels * b[3].out_channels for b in blocks)  # the same UNet with full 3x3 convs
     assert dw / plain < 0.15  # the paper: "reduces the number of parameters and calculations by 90%"
+
+
+def test_66_point_landmarks_become_68():
+    from auspread.models.piap import to_68_points
+
+    lm68 = _face(64)
+    lm66 = torch.cat([lm68[:60], lm68[61:64], lm68[65:68]])  # Multi-PIE 66: no inner mouth corners
+    out = to_68_points(lm66[None])[0]
+    assert out.shape == (68, 2)
+    keep = [i for i in range(68) if i not in (60, 64)]
+    assert torch.equal(out[keep], lm68[keep])
+    assert torch.equal(out[60], lm68[48]) and torch.equal(out[64], lm68[54])
+    assert to_68_points(lm68) is lm68
+    with pytest.raises(ValueError, match="got 5"):
+        to_68_points(torch.zeros(5, 2))
+
+
+def test_dw_unet_half_resolution_keeps_the_output_size():
+    gen = DWUNet(3, width=4, input_stride=2)
+    assert gen(torch.randn(2, 3, 33, 40)).shape == (2, 3, 33, 40)

@@ -61,6 +61,7 @@ def register(app: typer.Typer) -> None:
         overrides: Optional[List[str]] = typer.Argument(None, help="key=value overrides, e.g. optim.lr=0.001 data.labels=5%"),
         config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML run config (default: the README main job)"),
         resume: Optional[Path] = typer.Option(None, "--resume", help="continue a killed run folder from its last.pt"),
+        pretrained: Optional[str] = typer.Option(None, "--pretrained", help="backbone weights: imagenet (torch cache only, never downloaded) or a local .pth file"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
     ) -> None:
         """Train a method and evaluate its best (validation-selected) checkpoint on the test subjects.
@@ -71,6 +72,8 @@ def register(app: typer.Typer) -> None:
         from auspread.engine import distributed as D
         from auspread.engine.run import run_training
 
+        if pretrained is not None:
+            overrides = [*(overrides or []), f"pretrained={pretrained}"]
         if resume is not None:
             if overrides or config is not None:
                 raise ConfigError("--resume continues a run with its saved config; do not pass --config or overrides")

@@ -177,13 +177,18 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
     show = progress and dist.is_main
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    get_method(cfg.method.name)  # an unknown method fails before any work
+    get_method(cfg.method.name)  # an unknown method or weights file fails before any work
+    if cfg.pretrained not in (None, "imagenet") and not Path(cfg.pretrained).is_file():
+        raise ConfigError(f"{cfg.pretrained}: pretrained weights file not found (pretrained=imagenet or a local .pth)")
     if cfg.optim.batch_size % dist.world_size:
         raise ConfigError(f"optim.batch_size={cfg.optim.batch_size} (the global batch) must be divisible by the "
                           f"number of processes ({dist.world_size})")
 
     seed_everything(cfg.seed)
-    index = read_index(cfg.data, progress=show)
+    index = read_index(cfg.data, progress=show) if dist.is_main else None  # rank 0 generates synthetic data once
+    D.barrier()
+    if index is None:
+        index = read_index(cfg.data, progress=False)
     splits = split_index(index, cfg.data, cfg.seed)
     from auspread.data.labels import sparsify
 

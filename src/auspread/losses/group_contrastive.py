@@ -27,14 +27,16 @@ def group_means(probs: torch.Tensor, keys: list[tuple[int, ...]]) -> dict[tuple[
     return {k: probs[idx].mean(dim=0) for k, idx in out.items()}
 
 
-def group_contrastive(fast: torch.Tensor, slow: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+def group_contrastive(fast: torch.Tensor, slow: torch.Tensor, temperature: float = 0.5,
+                      fast_probs: torch.Tensor | None = None, slow_probs: torch.Tensor | None = None) -> torch.Tensor:
     """``max(0, NT-Xent(fast group means, slow group means))`` over the AU patterns found in both pathways.
 
-    ``fast`` and ``slow`` are ``(N, U)`` probability vectors (the caller detaches ``fast``, as TCL does).
+    ``fast`` and ``slow`` are ``(N, D)`` vectors (the caller detaches ``fast``, as TCL does): the AU probabilities
+    themselves (TCL), or clip embeddings grouped by the AU patterns of ``fast_probs`` / ``slow_probs``.
     Groups are matched in order of first appearance in ``fast``; no shared group gives 0.
     """
-    fm = group_means(fast, group_keys(fast))
-    sm = group_means(slow, group_keys(slow))
+    fm = group_means(fast, group_keys(fast if fast_probs is None else fast_probs))
+    sm = group_means(slow, group_keys(slow if slow_probs is None else slow_probs))
     shared = [k for k in fm if k in sm]
     if not shared:
         return slow.sum() * 0.0

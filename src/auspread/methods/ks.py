@@ -61,6 +61,8 @@ class KSOptions(MethodOptions):
     w_ksm: float = Field(1.0, ge=0, description="weight of the Eq. 4 terms")
     w_pl: float = Field(1.0, ge=0, description="weight of L_PL (ramped)")
     w_self: float = Field(1.0, ge=0, description="weight of L_self (ramped)")
+    w_tb: float = Field(0.0, ge=0, description="direct BCE on T_b at the key position (0 = the paper: T_b is "
+                        "supervised through the ensemble term only); the term is always logged")
     ramp_epochs: float = Field(5.0, ge=0, description="w(t) reaches 1 after this many epochs (paper: 5)")
     # --- data (supplement §1.2-1.3) ---
     unlabelled_ratio: float = Field(1.0, ge=0, description="mu: fully unlabelled clips per labelled clip (0 = none)")
@@ -121,6 +123,8 @@ class KnowledgeSpreader(Method):
         ramp = gaussian_rampup(ctx.progress, o.ramp_epochs)  # Eq. 8
         ksm = terms["sa_bce"] + terms["student_bce"] + o.kd_lambda * (terms["kl_spatial"] + terms["kl_temporal"])  # Eq. 4
         loss = o.w_ens * terms["ens_bce"] + o.w_ksm * ksm + ramp * (o.w_pl * terms["pl"] + o.w_self * terms["self"])  # Eq. 7
+        if o.w_tb > 0:  # optional, not in the paper
+            loss = loss + o.w_tb * terms["tb_bce"]
         for k in ("pl_labels_all", "pl_correct_all", "pl_labels_kept", "pl_correct_kept"):
             if k in logs:
                 self._pl_counts[k] = self._pl_counts.get(k, 0.0) + logs[k]
@@ -131,7 +135,8 @@ class KnowledgeSpreader(Method):
         """Every loss term of one step as a scalar tensor (unweighted), and the non-loss logs.
 
         Terms: ``ens_bce`` (Eq. 3 on the final ensemble), ``sa_bce`` and ``student_bce`` (Eq. 4's supervised part),
-        ``kl_spatial`` (Eq. 1), ``kl_temporal`` (Eq. 2), ``pl`` (Eq. 5), ``self`` (TPL's L_self). Ablated terms are 0.
+        ``tb_bce`` (T_b alone, optional), ``kl_spatial`` (Eq. 1), ``kl_temporal`` (Eq. 2), ``pl`` (Eq. 5), ``self``
+        (TPL's L_self). Ablated terms are 0.
         """
         o, net, w = self.options, self.net, self.class_weights
         frames, labels, key_pos = batch["frames"], batch["labels"], batch["key_pos"].long()
@@ -160,6 +165,8 @@ class KnowledgeSpreader(Method):
         # Eq. 4: supervised BCE on the N = 2 networks of the spatial pair
         terms["sa_bce"] = weighted_bce_with_logits(sa, y, w)
         terms["student_bce"] = weighted_bce_with_logits(st_m, y, w)
+        # T_b alone at the key position: logged (how good the pseudo-label source is); in the loss only if w_tb > 0
+        terms["tb_bce"] = weighted_bce_with_logits(tb_m, y, w)
         # Eq. 1-2: two-level online distillation, targets detached
         if o.distill:
             tau = o.temperature

@@ -39,7 +39,7 @@ from auspread.losses.pixel_bce import pixel_bce
 from auspread.losses.weighted_bce import weighted_bce_with_logits
 from auspread.methods.base import DataSpec, DatasetInfo, Method, MethodOptions, StepContext, StepOutput, register_method
 from auspread.models.piap import (DWUNet, EncoderArch, LogitsOf, PersonNet, PI2Net, PIAPNet, PIMapSpec,
-                                  ProbabilityModule, pi_maps)
+                                  ProbabilityModule, pi_maps, to_68_points)
 
 Variant = Literal["baseline", "pi-2", "pi-3", "ap", "df", "piap", "piap-df"]
 Stage = Literal["pi1", "pi2", "person", "main", "df"]
@@ -85,12 +85,14 @@ class PIAPDFOptions(MethodOptions):
     encoder: EncoderArch = "efficientnet_b1"  # "small": the reduced CPU encoder (width below)
     width: int = Field(16, ge=4)  # "small" encoder: stem channels (features = 16·width)
     generator_width: int = Field(16, ge=4)  # DW-UNet base channels
+    generator_stride: Literal[1, 2] = 1  # 2: the DW-UNet runs at half resolution (reduced CPU configuration)
     decoder_width: int = Field(16, ge=4)  # stage-3 decoder's narrowest channels
     dropout: float = Field(0.2, ge=0, lt=1)  # before the AU head (EfficientNet-B1's classifier dropout)
     stage_epochs: StageEpochs = StageEpochs()
     weights: LossWeights = LossWeights()
     class_weights: bool = False  # Eq. 2 is plain BCE; True uses the training split's per-AU weights
     person_weights: Path | None = None  # a person encoder instead of the "person" stage (see _load_person)
+    init_weights: Path | None = None  # start the main AU encoder from another piap-df run's checkpoint (DISFA, §4.1.2)
     mu: float = Field(1.0, gt=0)  # unlabelled clips per labelled clip in the df stage
     feedback: Literal["gradient", "loss_change"] = "gradient"  # Eq. 10 dot product, or the labelled-loss change
     feedback_positive: float = 1.0
@@ -199,7 +201,7 @@ class PIAPDF(Method):
         u = info.num_aus
         self.map_spec = PIMapSpec(info.aus) if "pi1" in self.stages else None
         if "pi1" in self.stages:
-            self.generator = DWUNet(u, o.generator_width)
+            self.generator = DWUNet(u, o.generator_width, input_stride=o.generator_stride)
             self.pi2 = PI2Net(self.generator, u, o.encoder, o.width, o.dropout, pretrained)
         if self.use_ap:
             self.person = PersonNet(info.num_subjects, o.encoder, o.width, pretrained)
@@ -207,6 +209,8 @@ class PIAPDF(Method):
                 self._load_person(o.person_weights)
         if self.final_stage != "pi2":
             self.main = PIAPNet(u, o.encoder, o.width, self.use_pi, o.dropout, pretrained, o.decoder_width)
+        if o.init_weights is not None:
+            self._load_init(o.init_weights)
         if "df" in self.stages:
             self.teacher = copy.deepcopy(self.main)
             self.register_buffer("df_ready", torch.zeros((), dtype=torch.bool))
@@ -215,7 +219,7 @@ class PIAPDF(Method):
         self._roles: list[str] = []
 
     # --- stages ------------------------------------------------------------------------------------------------
-    def stage_of(self, epoch: int) -> str:
+    def stage_of(self, epoch: int) -> Stage:
         """The stage of 0-based ``epoch``."""
         for s in reversed(self.stages):
             if epoch >= self.stage_start[s]:
@@ -253,6 +257,26 @@ class PIAPDF(Method):
         except RuntimeError as e:
             raise ConfigError(f"{path}: person encoder weights do not match method.encoder="
                               f"{self.options.encoder!r} (width {self.options.width}): {str(e).splitlines()[0]}") from None
+
+    def _load_init(self, path: Path) -> None:
+        """§4.1.2 (DISFA): "fine-tune the PIAP model trained on BP4D ... reconnect [the 1280-d vector] to an
+        8-dimension output": the main AU encoder of a piap-df checkpoint (``main.encoder.*``; best.pt of a run),
+        with a fresh AU head for this dataset's AUs."""
+        from auspread.engine.checkpoint import load_checkpoint
+
+        if self.final_stage == "pi2":
+            raise ConfigError("method.init_weights initialises the RGB AU encoder, which variant 'pi-2' does not have")
+        if not Path(path).is_file():
+            raise ConfigError(f"{path}: checkpoint not found (method.init_weights)")
+        model = load_checkpoint(path)["model"]
+        enc = {k[len("main.encoder."):]: v for k, v in model.items() if k.startswith("main.encoder.")}
+        if not enc:
+            raise ConfigError(f"{path}: no 'main.encoder.*' weights (not a piap-df checkpoint with an RGB AU encoder)")
+        try:
+            self.main.encoder.load_state_dict(enc)
+        except RuntimeError as e:
+            raise ConfigError(f"{path}: AU encoder weights do not match method.encoder={self.options.encoder!r} "
+                              f"(width {self.options.width}): {str(e).splitlines()[0]}") from None
 
     # --- data, optimisers --------------------------------------------------------------------------------------
     def data_spec(self) -> DataSpec:
@@ -333,9 +357,10 @@ class PIAPDF(Method):
         logs: dict[str, float] = {"stage": float(self.stages.index(stage))}
         if stage == "pi1":
             lm = batch["landmarks"]
-            lm = lm.reshape(-1, *lm.shape[2:])
-            if lm.shape[-2] != 68:
-                raise RunError(f"piap-df needs 68-point landmarks for its PI maps, the data has {lm.shape[-2]} points")
+            try:
+                lm = to_68_points(lm.reshape(-1, *lm.shape[2:]))
+            except ValueError as e:
+                raise RunError(f"piap-df: {e}") from None
             target = pi_maps(lm, tuple(x.shape[-2:]), self.map_spec)
             with amp:
                 loss = pixel_bce(self.generator(x), target)
@@ -406,6 +431,7 @@ class PIAPDF(Method):
     def _inference_net(self) -> nn.Module:
         return self.pi2 if self.final_stage == "pi2" else LogitsOf(self.main)
 
+    @torch.no_grad()
     def predict_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """The final model: the (student's) RGB AU encoder + head; for PI-2 the generator + 12-channel encoder."""
         return torch.sigmoid(self._inference_net()(frames).float())

@@ -43,6 +43,7 @@ class TCLOptions(MethodOptions):
     class_weights: bool = True
     unlabelled_ratio: float = Field(3.0, gt=0, description="mu: unlabelled clips per labelled clip (README 3)")
     temperature: float = Field(0.5, gt=0, description="NT-Xent temperature (README 0.5)")
+    contrast_on: Literal["probs", "features"] = "probs"  # TCL: AU probability vectors; "features": clip embeddings
     gamma: float = Field(9.0, ge=0, description="weight of the instance contrastive loss (README 9)")
     group_weight: float = Field(1.0, ge=0, description="weight of the group contrastive loss (TCL: 1)")
     sup_until: float = Field(0.125, ge=0, le=1, description="fraction of training that is supervised only (50/400)")
@@ -96,10 +97,16 @@ class TCL(Method):
             fast = unl["frames"]
             slow = fast[:, :: o.slow_stride]
             with torch.no_grad():  # TCL detaches the fast pathway: only the slow one is pulled
-                a = torch.sigmoid(self.net.consensus(self.net(fast)).float())
-            b = torch.sigmoid(self.net.consensus(self.net(slow)).float())
+                z_f, h_f = self.net(fast, return_features=True)
+                p_f = torch.sigmoid(self.net.consensus(z_f).float())
+            z_s, h_s = self.net(slow, return_features=True)
+            p_s = torch.sigmoid(self.net.consensus(z_s).float())
+            if o.contrast_on == "probs":
+                a, b = p_f, p_s
+            else:  # clip embeddings: frame features averaged over the clip
+                a, b = h_f.mean(dim=1).float(), h_s.mean(dim=1).float()
             l_ic = nt_xent(a, b, o.temperature)
-            l_gc = group_contrastive(a, b, o.temperature)
+            l_gc = group_contrastive(a, b, o.temperature, p_f, p_s)
             loss = loss + o.gamma * l_ic + o.group_weight * l_gc
             logs.update(loss_ic=float(l_ic.detach()), loss_gc=float(l_gc.detach()))
         elif unl is not None and stage == "self-training":

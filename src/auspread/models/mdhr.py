@@ -279,14 +279,16 @@ class LinearBlock(nn.Module):
 class PatchConv2d(nn.Conv2d):
     """A ``Conv2d`` whose kernel equals its stride (no padding), computed as a patch reshape + one matmul.
 
-    Same parameters and state dict as ``nn.Conv2d``; on CPU the GEMM is ~1.6× faster (forward + backward) than
-    oneDNN's direct convolution for MFD's 8×8/stride-8 projection (measured in ``benchmarks/bench_mdhr.py``'s
-    notes, docs/methods/mdhr.md). The output is an NCHW view with channels-last memory layout.
+    Same parameters and state dict as ``nn.Conv2d``, same result up to float summation order. On CPU the GEMM is
+    faster than oneDNN's direct convolution for MFD's strided projections (measurements in docs/methods/mdhr.md,
+    "Speed"). The output is an NCHW view with channels-last memory layout.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         r = self.kernel_size[0]
         B, C, H, W = x.shape
+        if H % r or W % r:
+            raise ValueError(f"PatchConv2d: input {H}x{W} is not a multiple of the kernel {r}")
         h, w = H // r, W // r
         if r == 1:
             p = x.permute(0, 2, 3, 1)

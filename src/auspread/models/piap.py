@@ -160,6 +160,18 @@ class PIMapSpec:
         self.owner = torch.tensor(owner, dtype=torch.long)
 
 
+def to_68_points(landmarks: torch.Tensor) -> torch.Tensor:
+    """``(..., 68, 2)`` unchanged; ``(..., 66, 2)`` (the Multi-PIE 66-point layout shipped with DISFA: iBUG-68
+    without the inner mouth corners 60 and 64) → 68 points, the inner corners taken as the outer ones (48, 54)."""
+    n = landmarks.shape[-2]
+    if n == 68:
+        return landmarks
+    if n != 66:
+        raise ValueError(f"PI maps need 68 (iBUG) or 66 (Multi-PIE) landmarks, got {n}")
+    lm = landmarks
+    return torch.cat([lm[..., :60, :], lm[..., 48:49, :], lm[..., 60:63, :], lm[..., 54:55, :], lm[..., 63:66, :]], -2)
+
+
 def face_frame(landmarks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Face axes from 68 landmarks ``(..., 68, 2)``: unit ``e_x`` (right-eye centre → left-eye centre), unit
     ``e_y`` (perpendicular, pointing to the mouth, so a mirrored face keeps "down" down) and the scale ``s``
@@ -232,10 +244,12 @@ class DWDouble(nn.Sequential):
 
 class DWUNet(nn.Module):
     """The PI generator (§3.1): a UNet (4 downsamplings) whose 3×3 convolutions are depthwise separable.
-    ``(B, 3, H, W) -> (B, U, H, W)`` PI-map logits (any H, W: skips are resized to match)."""
+    ``(B, 3, H, W) -> (B, U, H, W)`` PI-map logits (any H, W: skips are resized to match). ``input_stride`` 2 (the
+    reduced CPU configuration) runs the UNet on a 2×-average-pooled image and upsamples its logits bilinearly."""
 
-    def __init__(self, num_maps: int, width: int = 16, depth: int = 4):
+    def __init__(self, num_maps: int, width: int = 16, depth: int = 4, input_stride: int = 1):
         super().__init__()
+        self.input_stride = input_stride
         chans = [width * 2**i for i in range(depth + 1)]
         self.stem = nn.Sequential(nn.Conv2d(3, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
                                   DWSeparable(width, width))
@@ -244,6 +258,9 @@ class DWUNet(nn.Module):
         self.out = nn.Conv2d(width, num_maps, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        if self.input_stride > 1:
+            x = F.avg_pool2d(x, self.input_stride, ceil_mode=True)
         skips = [self.stem(x)]
         for d in self.down:
             skips.append(d(F.max_pool2d(skips[-1], 2, ceil_mode=True)))
@@ -252,7 +269,8 @@ class DWUNet(nn.Module):
             s = skips.pop()
             y = F.interpolate(y, size=s.shape[-2:], mode="bilinear", align_corners=False)
             y = u(torch.cat([y, s], 1))
-        return self.out(y)
+        y = self.out(y)
+        return y if self.input_stride == 1 else F.interpolate(y, size=size, mode="bilinear", align_corners=False)
 
 
 EncoderArch = Literal["efficientnet_b1", "efficientnet_b0", "small"]

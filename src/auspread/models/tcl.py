@@ -60,12 +60,14 @@ class TCLNet(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(feature_dim(backbone), num_aus)
 
-    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+    def forward(self, clips: torch.Tensor, return_features: bool = False):
+        """Per-frame logits ``(B, n, U)``; with ``return_features`` also the pooled features ``(B, n, C)``."""
         b, n = clips.shape[:2]
         for s in self._shifts:
             s.clip_len = n
         feats = self.backbone(clips.reshape(b * n, *clips.shape[2:]))
-        return self.head(self.dropout(feats)).view(b, n, -1)
+        logits = self.head(self.dropout(feats)).view(b, n, -1)
+        return (logits, feats.view(b, n, -1)) if return_features else logits
 
     @staticmethod
     def consensus(logits: torch.Tensor) -> torch.Tensor:

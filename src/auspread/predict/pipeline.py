@@ -333,12 +333,13 @@ class Predictor:
         results: dict[tuple[int, int], np.ndarray] = {}  # (pos, track id) -> probs
         for tid, members in sorted(tracks.items()):
             member_pos = {p: k for p, k in members}
+            last_pos = members[-1][0]
 
             def chunks() -> Iterator[torch.Tensor]:
                 imgs, mats = [], []
                 try:
                     for f in source.frames():
-                        if f.index >= decoded:
+                        if f.index > last_pos:  # this track has ended: stop decoding
                             break
                         k = member_pos.get(f.index)
                         if k is None:

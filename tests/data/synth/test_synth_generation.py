@@ -192,3 +192,31 @@ def test_nuisances_present_and_switchable():
     assert (n.blur > 0).any() and (n.occluder[:, 0] > 0).any()
     z = sample_nuisance(rng, 25 * 240, 25.0, 128, strength=0.0)
     assert np.ptp(z.roll) == 0 and z.noise_sigma == 0 and not (z.blur > 0).any() and not (z.occluder[:, 0] > 0).any()
+
+
+def test_disfa_label_noise_and_effect_gain_knob():
+    cfg = resolve_config("tiny", "disfa", seed=1, frames=400, subjects=2, label_noise=1.0)
+    p = gen.plan_videos(cfg)[0]
+    inten, _ = gen.simulate_video(cfg, p)
+    lab = gen.video_labels(cfg, p, inten)
+    exact = np.stack([lab["integer_intensity"][:, GENERATED_AUS.index(a)] for a in (1, 2, 4, 5, 6, 9, 12, 15, 17, 20, 25, 26)], 1)
+    w = lab["written_intensity"]
+    assert w.shape == exact.shape and set(np.unique(w)) <= set(range(6))
+    changed = np.flatnonzero((w != exact).any(1))
+    assert len(changed) > 0
+    # every changed frame is within 0.2 s (4 frames at 20 fps) of a level change of the exact labels
+    edges = np.flatnonzero((np.diff(exact, axis=0) != 0).any(1)) + 1
+    assert all(np.abs(edges - t).min() <= 4 for t in changed)
+
+    from auspread.data.synth.render import warp_expression
+
+    subj = gen.make_subject(cfg, "SN002")
+    a, _ = gen.subject_assets(cfg, subj, size=48)
+    one = np.zeros((1, len(GENERATED_AUS)), np.float32)
+    one[0, GENERATED_AUS.index(12)] = 5.0
+    full = gen.au_weights(cfg, subj, one)
+    half = gen.au_weights(resolve_config("tiny", "disfa", seed=1, effect_gain=0.5), subj, one)
+    rest = gen.au_weights(cfg, subj, np.zeros_like(one))
+    d_full = np.abs(warp_expression(a, full) - warp_expression(a, rest)).sum()
+    d_half = np.abs(warp_expression(a, half) - warp_expression(a, rest * 0.5)).sum()
+    assert 0.3 * d_full < d_half < 0.8 * d_full

@@ -8,8 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from auspread.errors import ConfigError
 
-#: bump when the generated content for a given config and seed changes (used in cache folder names)
-GENERATOR_VERSION = 1
+#: bump when the generated content for a given config and seed changes (used in cache folder names);
+#: v1 was a development snapshot, v2 the first reviewed version
+GENERATOR_VERSION = 2
 
 
 class SynthConfig(BaseModel):

@@ -73,8 +73,9 @@ def _bumps(au: int, L: np.ndarray, U: float, s: Subject) -> list[tuple]:
             sgn = 1.0 if i <= 21 else -1.0
             add(L[i] + [0, b_off * U], 0.10, b_sy, 0.06 * sgn * k, 0.085 * k * b_amp)
     elif au == 5:  # upper lids up: more sclera
+        sy = min(0.07, 0.5 * d_be)
         for up in upper_mid:
-            add(up + [0, -0.03 * U], 0.11, 0.07, 0.0, -(0.35 * eye_h + 0.02))
+            add(up + [0, -0.3 * sy * U], 0.11, sy, 0.0, -(0.35 * eye_h + 0.02) * min(1.0, sy / 0.07))
     elif au == 6:  # cheeks up, lower lids pushed up, outer eye narrowed
         for i in (36, 45):
             sgn = 1.0 if i == 36 else -1.0
@@ -131,8 +132,10 @@ def _bumps(au: int, L: np.ndarray, U: float, s: Subject) -> list[tuple]:
         add(L[8] + [0, -0.15 * U], 0.45, 0.35, 0.0, 0.2)
         add(L[57] + [0, 0.04 * U], 0.2, 0.11, 0.0, 0.07)
     elif au == 45:  # blink: upper lids down onto the lower lids
+        # the closure itself is the lid-skin shading; the warp only lowers the lid a little (and not the brow)
+        sy = min(0.08, 0.45 * d_be)
         for up in upper_mid:
-            add(up + [0, -0.04 * U], 0.11, 0.09, 0.0, 0.85 * eye_h)
+            add(up, 0.11, sy, 0.0, 0.35 * eye_h * min(1.0, sy / 0.06))
     else:
         raise KeyError(f"AU{au} is not animated by the synthetic generator")
     return B

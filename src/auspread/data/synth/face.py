@@ -85,13 +85,15 @@ def sample_subject(subject_id: str, rng: np.random.Generator, *, mimicry: float,
         if au in aus:
             resting[au] = float(rng.uniform(lo, hi) * mimicry)
     gain = {a: float(np.clip(np.exp(rng.normal(0.0, 0.18)), 0.7, 1.35)) for a in aus}
+    cx, cy = 0.5 + rng.uniform(-0.02, 0.02), 0.50 + rng.uniform(-0.02, 0.02)
+    fw, fh = u(0.26, 0.32) * (0.96 if female else 1.02), u(0.36, 0.41)
+    chin_power = u(0.55, 1.0)
+    eye_y, eye_dx, eye_w, eye_h = u(-0.26, -0.18), u(0.38, 0.46), u(0.16, 0.21), u(0.07, 0.1)
+    brow_y = eye_y - eye_h - u(0.12, 0.2)  # brows a clear gap above the upper lids
     return Subject(
-        subject_id=subject_id,
-        cx=0.5 + rng.uniform(-0.02, 0.02), cy=0.50 + rng.uniform(-0.02, 0.02),
-        fw=u(0.26, 0.32) * (0.96 if female else 1.02), fh=u(0.36, 0.41),
-        chin_power=u(0.55, 1.0),
-        eye_y=u(-0.26, -0.18), eye_dx=u(0.38, 0.46), eye_w=u(0.16, 0.21), eye_h=u(0.07, 0.1),
-        brow_y=u(-0.47, -0.40), brow_arch=u(0.02, 0.07), brow_thick=u(0.035, 0.06) * (0.85 if female else 1.1),
+        subject_id=subject_id, cx=cx, cy=cy, fw=fw, fh=fh, chin_power=chin_power,
+        eye_y=eye_y, eye_dx=eye_dx, eye_w=eye_w, eye_h=eye_h,
+        brow_y=brow_y, brow_arch=u(0.02, 0.07), brow_thick=u(0.035, 0.06) * (0.85 if female else 1.1),
         nose_len=u(0.14, 0.24), nose_w=u(0.14, 0.2),
         mouth_y=u(0.46, 0.56), mouth_w=u(0.30, 0.40), lip_up=u(0.045, 0.075), lip_low=u(0.06, 0.095),
         skin=np.clip(skin, 0, 1), hair=hair, lip=lip, iris=iris, background=np.clip(bg, 0, 1),

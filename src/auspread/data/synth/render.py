@@ -34,26 +34,34 @@ def warp_expression(assets: SubjectAssets, weights: np.ndarray) -> np.ndarray:
     S = assets.size
     C = weights.shape[0]
     w = weights.astype(np.float32)
-    src = (assets.neutral.reshape(1, -1) + _shade_weights(assets, w) @ assets.shade).reshape(C * S * S, 3)
+    ws = _shade_weights(assets, w)
+    act = np.flatnonzero(np.abs(w).max(0) > 0)  # only AUs active somewhere in this chunk
+    src = assets.neutral.reshape(1, -1) + ws[:, act] @ assets.shade[act] if act.size else np.repeat(
+        assets.neutral.reshape(1, -1), C, 0)
+    src = src.reshape(C * S * S, 3)
     out = src.reshape(C, S * S, 3).copy()
     roi = assets.roi
-    if roi.size:
-        A = assets.fields.shape[0]
-        D = (w @ assets.fields.reshape(A, -1)).reshape(C, 2, -1)  # (C, 2, N)
+    if roi.size and act.size:
+        D = (w[:, act] @ assets.fields[act].reshape(act.size, -1)).reshape(C, 2, -1)  # (C, 2, N)
         px = (roi % S).astype(np.float32)
         py = (roi // S).astype(np.float32)
         sx = np.clip(px[None] - D[:, 0], 0, S - 1.001)
         sy = np.clip(py[None] - D[:, 1], 0, S - 1.001)
-        x0 = sx.astype(np.int64)
-        y0 = sy.astype(np.int64)
+        x0 = sx.astype(np.int32)
+        y0 = sy.astype(np.int32)
         fx = (sx - x0)[..., None]
         fy = (sy - y0)[..., None]
-        base = (np.arange(C, dtype=np.int64) * (S * S))[:, None] + y0 * S + x0
+        base = (np.arange(C, dtype=np.int32) * (S * S))[:, None] + y0 * S + x0
+
         def g(i):
             return np.take(src, i, axis=0)
 
-        v = (g(base) * (1 - fx) + g(base + 1) * fx) * (1 - fy) + (g(base + S) * (1 - fx) + g(base + S + 1) * fx) * fy
-        out[:, roi] = v
+        top = g(base)
+        top += fx * (g(base + 1) - top)
+        bot = g(base + S)
+        bot += fx * (g(base + S + 1) - bot)
+        top += fy * (bot - top)
+        out[:, roi] = top
     return out.reshape(C, S, S, 3)
 
 
