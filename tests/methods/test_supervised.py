@@ -81,7 +81,7 @@ def test_learns_on_tiny_synthetic(tmp_path):
     from auspread.engine.run import evaluate_run, run_training
 
     cfg = load_config(None, ["method.name=supervised", "method.class_weights=false", "data.synth_preset=tiny",
-                             "data.image_size=32", "data.val_fraction=0", "data.augment.rotation=10", "optim.epochs=6",
+                             "data.image_size=48", "data.val_fraction=0", "data.augment.rotation=10", "optim.epochs=6",
                              "optim.batch_size=16", "optim.optimizer=adamw", "optim.lr=0.002", "optim.weight_decay=0.0", "threads=1",
                              f"out_dir={tmp_path}"])
     s = run_training(cfg, progress=False)
