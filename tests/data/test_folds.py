@@ -112,10 +112,12 @@ def test_class_weights_hand_computed():
 
 def test_class_weights_guards():
     y = np.array([[1, 0, -1], [0, 0, -1], [1, 0, -1], [0, 0, -1]], dtype=np.int8)
-    # AU2 never present: r = 0.5/4; AU3 never known: weight 0, the others sum to 2
+    # AU2 never present: r floored at min_rate 0.02; AU3 never known: weight 0, the others sum to 2
     w = class_weights(y)
-    inv = np.array([2.0, 8.0])
+    inv = np.array([2.0, 50.0])
     np.testing.assert_allclose(w[:2], 2 * inv / inv.sum())
+    # the floor bounds the largest weight ratio at (1 / min_rate) / (1 / r_max)
+    np.testing.assert_allclose(class_weights(y, min_rate=0.1)[:2], 2 * np.array([2.0, 10.0]) / 12.0)
     assert w[2] == 0 and np.isfinite(w).all()
     with pytest.raises(DataError):
         class_weights(np.full((3, 2), -1, np.int8))

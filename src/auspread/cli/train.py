@@ -19,11 +19,39 @@ def _main_job_defaults() -> dict:
     return yaml.safe_load(text) or {}
 
 
-def _config(config: Optional[Path], overrides: List[str]):
-    from auspread.engine.config import load_config
+def _config(config: Optional[Path], overrides: List[str], method: Optional[str] = None):
+    """The run config: ``--config`` (a file or a packaged name), else the method's packaged synthetic config when
+    ``--method`` is given, else the README main job; then the overrides."""
+    from auspread.engine.config import load_config, packaged_configs
 
+    if config is None and method is not None and f"{method}_synthetic" in packaged_configs():
+        config = Path(f"{method}_synthetic")
     base = None if config is not None else _main_job_defaults()
     return load_config(config, list(overrides or []), base=base)
+
+
+def _shortcuts(overrides, method, labels, fold, dataset, root) -> list[str]:
+    """``--method ks --labels 5% --fold 2 --dataset bp4d --root DIR`` → the equivalent key=value overrides
+    (placed first, so explicit key=value overrides still win)."""
+    extra = []
+    if method is not None:
+        extra.append(f"method.name={method}")
+    if labels is not None:
+        extra.append(f"data.labels={labels}")
+    if fold is not None:
+        extra.append(f"data.fold={fold}")
+    if dataset is not None:
+        extra.append(f"data.dataset={dataset}")
+    if root is not None:
+        extra.append(f"data.root={root}")
+    return [*extra, *(overrides or [])]
+
+
+_METHOD_OPT = typer.Option(None, "--method", "-m", help="method name (shortcut for method.name=...; without --config uses the method's packaged synthetic config)")
+_LABELS_OPT = typer.Option(None, "--labels", help="label regime, e.g. 5% or every:9 (shortcut for data.labels=...)")
+_FOLD_OPT = typer.Option(None, "--fold", help="standard fold 1, 2 or 3 (shortcut for data.fold=...)")
+_DATASET_OPT = typer.Option(None, "--dataset", help="synthetic, bp4d, bp4d+, disfa, lists, generic or prepared")
+_ROOT_OPT = typer.Option(None, "--root", help="dataset folder (shortcut for data.root=...)")
 
 
 def _is_main() -> bool:
@@ -61,9 +89,16 @@ def register(app: typer.Typer) -> None:
         config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML run config (default: the README main job)"),
         resume: Optional[Path] = typer.Option(None, "--resume", help="continue a killed run folder from its last.pt"),
         pretrained: Optional[str] = typer.Option(None, "--pretrained", help="backbone weights: imagenet (torch cache only, never downloaded) or a local .pth file"),
+        method: Optional[str] = _METHOD_OPT,
+        labels: Optional[str] = _LABELS_OPT,
+        fold: Optional[int] = _FOLD_OPT,
+        dataset: Optional[str] = _DATASET_OPT,
+        root: Optional[Path] = _ROOT_OPT,
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
     ) -> None:
         """Train a method and evaluate its best (validation-selected) checkpoint on the test subjects.
+
+        Examples: auspread train --method ks --labels 5%   |   auspread train -c ks_bp4d --root /data/BP4D --fold 2
 
         With no arguments: the supervised baseline on the `small` synthetic preset (generated once and cached).
         Multi-process: torchrun --nproc_per_node=N -m auspread train ...
@@ -71,6 +106,7 @@ def register(app: typer.Typer) -> None:
         from auspread.engine import distributed as D
         from auspread.engine.run import run_training
 
+        overrides = _shortcuts(overrides, method, labels, fold, dataset, root)
         if pretrained is not None:
             overrides = [*(overrides or []), f"pretrained={pretrained}"]
         if resume is not None:
@@ -82,7 +118,7 @@ def register(app: typer.Typer) -> None:
 
             cfg = build_config(load_checkpoint(check_run_dir(resume, need=LAST) / "checkpoints" / LAST)["config"])
         else:
-            cfg = _config(config, overrides or [])
+            cfg = _config(config, overrides or [], method)
         try:
             summary = run_training(cfg, progress=not quiet, resume=resume)
         finally:
@@ -112,6 +148,10 @@ def register(app: typer.Typer) -> None:
         overrides: Optional[List[str]] = typer.Argument(None, help="key=value overrides"),
         config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML run config (default: the README main job)"),
         folds: str = typer.Option("1,2,3", "--folds", help="comma-separated folds"),
+        method: Optional[str] = _METHOD_OPT,
+        labels: Optional[str] = _LABELS_OPT,
+        dataset: Optional[str] = _DATASET_OPT,
+        root: Optional[Path] = _ROOT_OPT,
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ) -> None:
         """Train and test the three standard folds; one table with each fold and the mean (cv.md, cv.csv)."""
@@ -124,7 +164,7 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"--folds must look like 1,2,3, got {folds!r}") from None
         if not fs or any(f not in (1, 2, 3) for f in fs):
             raise ConfigError(f"--folds must be among 1, 2, 3, got {folds!r}")
-        cfg = _config(config, overrides or [])
+        cfg = _config(config, _shortcuts(overrides, method, labels, None, dataset, root), method)
         try:
             res = run_cv(cfg, fs, progress=not quiet)
         finally:

@@ -172,13 +172,34 @@ def build_config(raw: dict) -> RunConfig:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
 
 
+def packaged_configs() -> list[str]:
+    """Names of the packaged run configs (``<method>_<dataset>``), usable as ``--config NAME``."""
+    from importlib import resources
+
+    folder = resources.files("auspread.resources").joinpath("configs")
+    return sorted(f.name[: -len(".yaml")] for f in folder.iterdir() if f.name.endswith(".yaml"))
+
+
+def resolve_config_path(path: str | Path) -> Path:
+    """A config file path, or the name of a packaged config (``ks_bp4d`` or ``ks_bp4d.yaml``)."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    from importlib import resources
+
+    name = p.name if p.name.endswith(".yaml") else f"{p.name}.yaml"
+    if p.parent == Path("."):
+        packaged = Path(str(resources.files("auspread.resources").joinpath("configs", name)))
+        if packaged.is_file():
+            return packaged
+    raise ConfigError(f"{p}: config file not found (packaged configs: {', '.join(packaged_configs())})")
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None, base: dict | None = None) -> RunConfig:
     """YAML file (optional) + ``key=value`` overrides → validated :class:`RunConfig`."""
     raw: dict = dict(base or {})
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"{p}: config file not found")
+        p = resolve_config_path(path)
         try:
             loaded = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as e:
