@@ -11,11 +11,13 @@ import yaml
 
 from auspread.errors import ConfigError
 
-MAIN_JOB = "main.yaml"  # packaged default of `auspread train` with no --config (auspread/resources/main.yaml)
+# The README main job: `auspread train` with no --config runs this packaged config (Knowledge-Spreader at 5% labels
+# on the `small` synthetic preset, auspread/resources/configs/ks_synthetic.yaml).
+MAIN_JOB = "ks_synthetic.yaml"
 
 
 def _main_job_defaults() -> dict:
-    text = resources.files("auspread.resources").joinpath(MAIN_JOB).read_text()
+    text = resources.files("auspread.resources").joinpath("configs", MAIN_JOB).read_text()
     return yaml.safe_load(text) or {}
 
 
@@ -86,7 +88,7 @@ def register(app: typer.Typer) -> None:
     @app.command("train", epilog=_methods_epilog())
     def train(
         overrides: Optional[List[str]] = typer.Argument(None, help="key=value overrides, e.g. optim.lr=0.001 data.labels=5%"),
-        config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML run config (default: the README main job)"),
+        config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML run config or packaged name, e.g. ks_bp4d (default: the README main job, ks_synthetic)"),
         resume: Optional[Path] = typer.Option(None, "--resume", help="continue a killed run folder from its last.pt"),
         pretrained: Optional[str] = typer.Option(None, "--pretrained", help="backbone weights: imagenet (torch cache only, never downloaded) or a local .pth file"),
         method: Optional[str] = _METHOD_OPT,
@@ -100,7 +102,8 @@ def register(app: typer.Typer) -> None:
 
         Examples: auspread train --method ks --labels 5%   |   auspread train -c ks_bp4d --root /data/BP4D --fold 2
 
-        With no arguments: the supervised baseline on the `small` synthetic preset (generated once and cached).
+        With no arguments (the README main job): Knowledge-Spreader at 5% labels on the `small` synthetic preset
+        (generated once and cached).
         Multi-process: torchrun --nproc_per_node=N -m auspread train ...
         """
         from auspread.engine import distributed as D
@@ -146,7 +149,7 @@ def register(app: typer.Typer) -> None:
     @app.command("cv")
     def cv(
         overrides: Optional[List[str]] = typer.Argument(None, help="key=value overrides"),
-        config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML run config (default: the README main job)"),
+        config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML run config or packaged name, e.g. ks_bp4d (default: the README main job, ks_synthetic)"),
         folds: str = typer.Option("1,2,3", "--folds", help="comma-separated folds"),
         method: Optional[str] = _METHOD_OPT,
         labels: Optional[str] = _LABELS_OPT,
