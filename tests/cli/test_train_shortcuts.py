@@ -24,10 +24,8 @@ def test_method_without_config_uses_its_packaged_synthetic_config():
 
 
 def test_every_method_has_packaged_configs_for_each_dataset():
-    from auspread.methods.base import method_names
-
     names = set(packaged_configs())
-    for m in method_names():
+    for m in ["supervised", "ks", "pseudo-label", "fixmatch", "tcl", "mdhr", "piap-df"]:
         for d in ("synthetic", "bp4d", "disfa"):
             assert f"{m}_{d}" in names, f"missing packaged config {m}_{d}"
             cfg = load_config(f"{m}_{d}")
@@ -37,3 +35,10 @@ def test_every_method_has_packaged_configs_for_each_dataset():
 def test_unknown_config_name_lists_the_packaged_ones():
     with pytest.raises(ConfigError, match="ks_bp4d"):
         resolve_config_path("no_such_config")
+
+
+def test_switching_method_by_override_drops_the_base_methods_options():
+    # the main job is ks_synthetic; method.name=supervised must not inherit KS options such as clip_len
+    cfg = _config(None, ["method.name=supervised", "method.dropout=0.1"])
+    assert cfg.method.name == "supervised" and cfg.method.dropout == 0.1
+    assert cfg.data.synth_preset == "small"  # data and optim of the base stay

@@ -195,6 +195,16 @@ def resolve_config_path(path: str | Path) -> Path:
     raise ConfigError(f"{p}: config file not found (packaged configs: {', '.join(packaged_configs())})")
 
 
+def _method_switch(overrides: list[str]) -> str | None:
+    """The method named by a ``method.name=X`` or ``method=X`` override (the last one), if any."""
+    name = None
+    for o in overrides:
+        k, _, v = o.partition("=")
+        if k.strip() in ("method.name", "method") and v.strip():
+            name = v.strip()
+    return name
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None, base: dict | None = None) -> RunConfig:
     """YAML file (optional) + ``key=value`` overrides → validated :class:`RunConfig`."""
     raw: dict = dict(base or {})
@@ -209,6 +219,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         raw.update(loaded)
     if isinstance(raw.get("method"), str):  # "method: ks" + "method.clip_len=5" → a mapping with a name
         raw["method"] = {"name": raw["method"]}
+    switched = _method_switch(overrides or [])
+    if switched is not None and isinstance(raw.get("method"), dict) and raw["method"].get("name") != switched:
+        # an override picks another method than the base config's: the base's method options belong to the
+        # old method, so they are dropped (the new method starts from its own defaults)
+        raw["method"] = {"name": switched}
     raw = apply_overrides(raw, overrides or [])
     raw.setdefault("method", "supervised")
     if isinstance(raw["method"], dict) and "name" not in raw["method"]:
