@@ -8,37 +8,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faces"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "predict"))
 
 from faces_fakes import composite, synth_faces, synth_tree, write_video  # noqa: E402
+from cli_runner import one_thread, run_cli  # noqa: E402,F401
 from predict_fakes import save_tiny_run  # noqa: E402
 
-from auspread.cli import main  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
     yield
-    torch.set_num_threads(n)
-
-
-def run_cli(args, capsys):
-    old = sys.argv
-    sys.argv = ["auspread", *map(str, args)]
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = e.code
-    finally:
-        sys.argv = old
-    cap = capsys.readouterr()
-    return code, cap.err
 
 
 @pytest.fixture(scope="module")

@@ -6,35 +6,18 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faces"))
 
 from faces_fakes import synth_tree  # noqa: E402
+from cli_runner import one_thread, run_cli  # noqa: E402,F401
 
-from auspread.cli import main  # noqa: E402
 from auspread.data.readers import read_dataset  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
     yield
-    torch.set_num_threads(n)
-
-
-def run_cli(args, capsys):
-    old = sys.argv
-    sys.argv = ["auspread", *map(str, args)]
-    code = 0
-    try:
-        main()
-    except SystemExit as e:
-        code = e.code
-    finally:
-        sys.argv = old
-    return code, capsys.readouterr().err
 
 
 def test_prepare_synthetic_tree(tmp_path, capsys):
