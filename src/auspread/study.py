@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-import yaml
 from tqdm.auto import tqdm
 
 from auspread.engine.config import LabelRegime, apply_overrides, build_config, config_to_dict
@@ -115,13 +114,9 @@ def _deep_merge(a: dict, b: dict) -> dict:
 
 
 def _load_yaml(path: Path) -> dict:
-    try:
-        loaded = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from None
-    if not isinstance(loaded, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return loaded
+    from auspread.engine.config import read_yaml_mapping
+
+    return read_yaml_mapping(path)
 
 
 def cell_config_dict(spec: StudySpec, cell: Cell, runs_dir: Path) -> dict:

@@ -203,7 +203,6 @@ class TrainBatches:
         if self.spec.sampling == "video_windows":
             start = s_lo + (rng.random(len(vid)) * (s_hi - s_lo + 1)).astype(np.int64)
             anchor = np.full(len(vid), -1)
-            step_of_slot = np.repeat(np.arange(self.steps), g)
         else:
             lo, hi = allowed_positions(t, T, n)
             if self.spec.key_frame_shift and n > 1:

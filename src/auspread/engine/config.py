@@ -195,6 +195,17 @@ def resolve_config_path(path: str | Path) -> Path:
     raise ConfigError(f"{p}: config file not found (packaged configs: {', '.join(packaged_configs())})")
 
 
+def read_yaml_mapping(path: Path) -> dict:
+    """A YAML file whose top level is a mapping (``ConfigError`` naming the file otherwise)."""
+    try:
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return loaded
+
+
 def _method_switch(overrides: list[str]) -> str | None:
     """The method named by a ``method.name=X`` or ``method=X`` override (the last one), if any."""
     name = None
@@ -209,14 +220,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     """YAML file (optional) + ``key=value`` overrides → validated :class:`RunConfig`."""
     raw: dict = dict(base or {})
     if path is not None:
-        p = resolve_config_path(path)
-        try:
-            loaded = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: not valid YAML ({e})") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{p}: expected a mapping at the top level")
-        raw.update(loaded)
+        raw.update(read_yaml_mapping(resolve_config_path(path)))
     if isinstance(raw.get("method"), str):  # "method: ks" + "method.clip_len=5" → a mapping with a name
         raw["method"] = {"name": raw["method"]}
     switched = _method_switch(overrides or [])

@@ -85,14 +85,10 @@ def record_frames(rec: VideoRecord) -> Iterator[np.ndarray]:
     """The record's frames in order as ``(H, W, 3)`` uint8 RGB (lazily)."""
     src = rec.source
     if isinstance(src, ImageFiles):
+        from auspread.predict.inputs import load_image
+
         for p in src.paths:
-            try:
-                with Image.open(p) as im:
-                    yield np.asarray(im.convert("RGB"))
-            except FileNotFoundError:
-                raise DataError(p, "frame image not found") from None
-            except OSError as e:
-                raise DataError(p, f"not a readable image ({e})") from None
+            yield load_image(p)
         return
     assert isinstance(src, VideoFile)
     from auspread.predict.inputs import VideoSource
