@@ -22,14 +22,6 @@ PIAP = {"name": "piap-df", "variant": "piap-df", "encoder": "small", "width": 4,
         "stage_epochs": {"pi1": 1, "pi2": 1, "person": 1, "main": 1, "df": 1}}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _run(tmp_path, method: dict):
     """A run folder as `auspread train` leaves it (config.yaml + checkpoints/best.pt), with random weights."""
     cfg = build_config({"method": method, "data": {"image_size": SIZE}, "optim": {"epochs": 5}})

@@ -2,7 +2,6 @@
 
 import sys
 
-import pytest
 
 
 def run_cli(args, capsys):
@@ -21,12 +20,3 @@ def run_cli(args, capsys):
     return code, capsys.readouterr().err
 
 
-@pytest.fixture
-def one_thread():
-    """Torch on one thread for the test (face detection is much faster so on a shared 2-core machine)."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)

@@ -13,14 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faces"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "predict"))
 
 from faces_fakes import composite, synth_faces, synth_tree, write_video  # noqa: E402
-from cli_runner import one_thread, run_cli  # noqa: E402,F401
+from cli_runner import run_cli  # noqa: E402
 from predict_fakes import save_tiny_run  # noqa: E402
-
-
-
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    yield
 
 
 @pytest.fixture(scope="module")

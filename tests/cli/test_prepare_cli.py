@@ -10,14 +10,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faces"))
 
 from faces_fakes import synth_tree  # noqa: E402
-from cli_runner import one_thread, run_cli  # noqa: E402,F401
+from cli_runner import run_cli  # noqa: E402
 
 from auspread.data.readers import read_dataset  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _one_thread(one_thread):
-    yield
 
 
 def test_prepare_synthetic_tree(tmp_path, capsys):

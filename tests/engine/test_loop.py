@@ -17,15 +17,6 @@ class Killed(Exception):
     pass
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one thread avoids oversubscription when tests run in parallel."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _trainer(cfg, run_dir, hooks=None):
     seed_everything(cfg.seed)
     m = build_method(cfg, info(32))

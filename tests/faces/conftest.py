@@ -13,12 +13,3 @@ def faces(synth_root):
     return synth_faces(synth_root)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """MTCNN on a shared 2-core machine is several times faster with one intra-op thread (no spin contention)."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)

@@ -15,15 +15,6 @@ from auspread.methods.ks import KnowledgeSpreader, KSOptions
 SIZE, U = 32, 3
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The test machine is shared: one intra-op thread is much faster than oversubscribed ones."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _info(num_aus: int = U) -> DatasetInfo:
     return DatasetInfo("synthetic", tuple(range(1, num_aus + 1)), torch.linspace(0.5, 2.0, num_aus), 2, SIZE, 25.0)
 

@@ -19,15 +19,6 @@ SMALL = dict(encoder="small", width=4, generator_width=4, decoder_width=4, dropo
 ONE = dict(pi1=1, pi2=1, person=1, main=1, df=1)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The test machine is shared: one intra-op thread is much faster than oversubscribed ones."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _method(variant="piap-df", **kw) -> PIAPDF:
     torch.manual_seed(0)
     opts = PIAPDFOptions(variant=variant, **{**SMALL, "stage_epochs": ONE, **kw})

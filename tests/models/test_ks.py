@@ -10,15 +10,6 @@ from auspread.models.ks import KSNet, count_trainable, mean_prob_logit
 SIZE = 32
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The test machine is shared: one intra-op thread is much faster than oversubscribed ones."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _net(num_aus: int, n: int = 3, **kw) -> KSNet:
     torch.manual_seed(0)
     return KSNet(num_aus, clip_len=n, width=16, heads=4, depth=1, student_hidden=32, **kw)

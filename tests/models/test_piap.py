@@ -12,15 +12,6 @@ from auspread.models.piap import (AU_REGIONS, IBUG_MIRROR, DWUNet, Encoder, PI2N
 BP4D = (1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The test machine is shared: one intra-op thread is much faster than oversubscribed ones."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _face(size: int = 64) -> torch.Tensor:
     """The synthetic generator's neutral landmarks of one subject (frontal, upright), (68, 2) pixels."""
     from auspread.data.synth.config import resolve_config

@@ -13,11 +13,3 @@ def faces(tmp_path_factory):
     return synth_faces(synth_tree(tmp_path_factory.mktemp("synth_p") / "tree"))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
