@@ -32,11 +32,13 @@ def main() -> None:
     ap.add_argument("--preset", default="bp4d-like")
     ap.add_argument("--rows", default=",".join(ROWS))
     ap.add_argument("--labels", default="5%")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: leave a core to a parallel job)")
     ap.add_argument("--quick", action="store_true", help="tiny preset, 32 px, width 4, 1 epoch x 2 steps per stage")
     a = ap.parse_args()
     out = a.out or Path(tempfile.mkdtemp(prefix="piap-ablation-"))
     cfg_file = REPO / "configs" / "piap-df_synthetic.yaml"
-    base = [f"data.synth_preset={a.preset}", f"data.labels={a.labels}", "data.fold=1", f"out_dir={out}"]
+    base = [f"data.synth_preset={a.preset}", f"data.labels={a.labels}", "data.fold=1", f"out_dir={out}",
+            f"threads={a.threads}", "data.eval_video_stride=4"]  # stride: as the other label-ratio benchmarks
     if a.quick:
         base = [f"out_dir={out}", "data.synth_preset=tiny", "data.image_size=32", "method.width=4",
                 "method.generator_width=4", "method.decoder_width=4", "optim.batch_size=8", "optim.steps_per_epoch=2",

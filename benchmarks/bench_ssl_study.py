@@ -6,8 +6,8 @@ grid (finished cells are skipped).
 
 Full measurement (for docs/BENCHMARKS.md):  python benchmarks/bench_ssl_study.py --out studies/bp4d-like-f1
     = auspread study --methods ks,supervised,pseudo-label,fixmatch,tcl --labels 1,5,20,100 --folds 1
-      on the synthetic `bp4d-like` preset, 64 px, SGD lr 0.01, 4 epochs × 40 steps of 32 frames (8 clips for TCL),
-      method options from configs/<method>_synthetic.yaml
+      on the synthetic `bp4d-like` preset with the budget of benchmarks/_budget.py (64 px, AdamW 1e-3, 10 epochs x
+      120 steps of 16 labelled samples), method options from configs/<method>_synthetic.yaml
 Smoke check (minutes):                      python benchmarks/bench_ssl_study.py --quick
 """
 
@@ -17,6 +17,8 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
+
+from _budget import BUDGET, PER_METHOD
 
 from auspread import study as S
 
@@ -30,6 +32,7 @@ def main() -> None:
     ap.add_argument("--labels", default="1,5,20,100")
     ap.add_argument("--preset", default="bp4d-like")
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per cell")
     ap.add_argument("--quick", action="store_true", help="tiny preset, 32 px, 1 epoch of 2 steps, labels 5,100")
     a = ap.parse_args()
 
@@ -39,12 +42,10 @@ def main() -> None:
                           "amp": "off"}, "threads": 1}
         labels = "5,100"
         overrides = ["tcl:optim.batch_size=2", "fixmatch:method.unlabelled_ratio=1", "pseudo-label:method.unlabelled_ratio=1"]
-    else:
-        base = {"data": {"dataset": "synthetic", "synth_preset": a.preset, "image_size": 64},
-                "optim": {"optimizer": "sgd", "lr": 0.01, "epochs": 4, "batch_size": 32, "steps_per_epoch": 40,
-                          "schedule": "cosine", "amp": "bf16"}}
+    else:  # the budget shared with bench_ks_table.py (benchmarks/_budget.py)
+        base = {"data": {"dataset": "synthetic"}, "threads": a.threads}
         labels = a.labels
-        overrides = ["tcl:optim.batch_size=8"]
+        overrides = BUDGET + [f"data.synth_preset={a.preset}"] + [f"{m}:{o}" for m, opts in PER_METHOD.items() for o in opts]
     out = a.out or Path(tempfile.mkdtemp(prefix="ssl-study-"))
     spec = S.StudySpec(methods=S.parse_list(a.methods), labels=S.parse_list(labels), folds=[1], seeds=[0], base=base,
                        overrides=overrides, configs_dir=str(REPO / "configs"))

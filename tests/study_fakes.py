@@ -24,7 +24,7 @@ def fake_runner(cfg: dict, run_dir: str) -> dict:
     every = cfg["data"]["labels"]["every"]
     f1 = BASE[cfg["method"]["name"]] + 0.05 * math.log10(100 / every) + 0.01 * cfg["seed"]
     return {"test_f1": f1, "val_f1": f1 + 0.01, "per_au": {"AU1": f1 + 0.1, "AU2": f1 - 0.1}, "seconds": 1.0,
-            "selected_on": "val", "run_dir": run_dir}
+            "selected_on": "val", "run_dir": run_dir, "test_f1_all_positive": 0.38}
 
 
 def failing_runner(cfg: dict, run_dir: str) -> dict:

@@ -158,6 +158,7 @@ def test_report_tables_and_curves(tmp_path):
     assert "| ks | **52.5 ± 0.7** | **56.0 ± 0.7** | **59.0 ± 0.7** | **62.5 ± 0.7** |" in md
     assert "| method | AU1 | AU2 | avg |" in md and "### 100% labels" in md
     assert "Cells finished: **40 of 40**" in md
+    assert "all-positive predictor (every AU always on) scores **38.0**" in md
     assert "For reference" not in md  # the tiny preset is not BP4D-like: no paper numbers to compare with
     html = (out / "report.html").read_text()
     assert "<table>" in html and "f1_vs_labels.png" in html

@@ -170,7 +170,8 @@ def _summary_record(d: dict, seconds: float) -> dict:
     return {"test_f1": d["test_f1"], "val_f1": d.get("val_f1"), "test_accuracy": d.get("test_accuracy"),
             "per_au": d.get("test_per_au", {}), "best_epoch": d.get("best_epoch"), "epochs": d.get("epochs"),
             "steps": d.get("steps"), "selected_on": d.get("selected_on"), "train_fps": d.get("train_fps"),
-            "run_dir": str(d.get("run_dir")), "seconds": seconds or d.get("seconds")}
+            "run_dir": str(d.get("run_dir")), "seconds": seconds or d.get("seconds"),
+            "test_f1_all_positive": d.get("test_f1_all_positive")}
 
 
 Runner = Callable[[dict, str], dict]
@@ -372,7 +373,9 @@ def summarise(records: list[dict], methods: list[str] | None = None) -> dict:
             vals = [g["per_au"][a] for g in v if a in (g.get("per_au") or {}) and g["per_au"][a] is not None
                     and not (isinstance(g["per_au"][a], float) and math.isnan(g["per_au"][a]))]
             per_au[k][a] = sum(vals) / len(vals) if vals else float("nan")
-    return {"methods": order, "ratios": ratios, "aus": aus, "mean": mean, "per_au": per_au}
+    trivial = [float(r["test_f1_all_positive"]) for r in records if r.get("test_f1_all_positive") is not None]
+    return {"methods": order, "ratios": ratios, "aus": aus, "mean": mean, "per_au": per_au,
+            "all_positive": sum(trivial) / len(trivial) if trivial else None}
 
 
 def _cell_text(ms: tuple[float, float, int] | None, show_std: bool) -> str:
@@ -445,6 +448,9 @@ def plot_curves(summary: dict, path: Path, title: str) -> None:
         ys = [100 * p[1] for p in pts]
         es = [100 * p[2] for p in pts]
         ax.errorbar(xs, ys, yerr=es if any(es) else None, marker=markers[i % len(markers)], capsize=3, label=m)
+    if summary.get("all_positive") is not None:
+        ax.axhline(100 * summary["all_positive"], color="grey", linestyle="--", linewidth=1,
+                   label="all-positive predictor")
     ax.set_xscale("log")
     ax.set_xticks(summary["ratios"])
     ax.set_xticklabels([_fmt_ratio(r) for r in summary["ratios"]])
@@ -484,6 +490,14 @@ def _describe(spec: StudySpec | None, records: list[dict]) -> list[str]:
     return lines
 
 
+def _trivial_line(summary: dict) -> list[str]:
+    if summary.get("all_positive") is None:
+        return []
+    return [f"The trivial all-positive predictor (every AU always on) scores **{100 * summary['all_positive']:.1f}** "
+            "on the same test frames (mean over the cells' folds): a cell below it has not learned more than the "
+            "base rates."]
+
+
 def write_report(out_dir: str | Path, spec: StudySpec | None = None) -> dict[str, Path]:
     """``report.md``, ``report.html`` and ``f1_vs_labels.png`` from ``results.jsonl`` (atomic writes)."""
     out = Path(out_dir)
@@ -503,7 +517,7 @@ def write_report(out_dir: str | Path, spec: StudySpec | None = None) -> dict[str
         title += f"fold{'s' if len(spec.folds) > 1 else ''} {','.join(map(str, spec.folds))})"
     png = out / "f1_vs_labels.png"
     plot_curves(summary, png, title)
-    intro = _describe(spec, records)
+    intro = _describe(spec, records) + _trivial_line(summary)
     ref = paper_dataset(spec)
     ref_md = paper_table(summary, ref, "md") if ref else None
     ref_note = (f"For reference, the paper's numbers on real {ref} (KS supplement Table 1; the KS authors' runs, "

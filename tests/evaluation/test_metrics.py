@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from auspread.evaluation.metrics import CountAccumulator, au_scores, confusion_counts, scores_from_counts
+from auspread.evaluation.metrics import CountAccumulator, au_scores, confusion_counts, scores_from_counts, all_positive_f1
 
 # 5 frames x 3 AUs. AU "A": TP, FP, FN, TN, unknown. AU "B": TP (p = 0.5 counts as positive), FN, unknown, TN, TN.
 # AU "C": no known label.
@@ -54,3 +54,10 @@ def test_accumulation_over_batches_equals_one_pass():
 def test_shape_mismatch():
     with pytest.raises(ValueError):
         confusion_counts(np.zeros((2, 3)), np.zeros((2, 2)))
+
+
+def test_all_positive_f1_is_2r_over_1_plus_r_with_unknown_labels_masked():
+    y = np.array([[1, 0, -1], [0, 0, -1], [1, 0, 1], [-1, 0, 0]])
+    s = all_positive_f1(y, (1, 2, 4))
+    r = np.array([2 / 3, 0.0, 0.5])  # base rates among known labels
+    np.testing.assert_allclose(s.f1, 2 * r / (1 + r))

@@ -218,6 +218,21 @@ def test_tpl_filter_discards_clips_judged_perturbed(monkeypatch):
     assert logs["pl_frames_kept"] == 0 and float(terms["pl"].detach()) == 0.0
 
 
+@pytest.mark.parametrize("shuffle, separable", [("frames", False), ("tokens", True)])
+def test_tpl_shuffle_of_a_still_clip(shuffle, separable, monkeypatch):
+    """A clip whose n frames are identical has no temporal order to perturb. Shuffling the frames before the
+    students (default) leaves its sequence unchanged, so L_self cannot be solved on it; shuffling the students'
+    tokens moves each student's output to another position, a shortcut the order head could learn."""
+    method = _method(tpl_shuffle=shuffle).eval()
+    batch = _batch(b=2)
+    batch["frames"] = batch["frames"][:, :1].expand_as(batch["frames"]).clone()  # still clips
+    seen = []
+    monkeypatch.setattr(method.net, "order_logit", lambda h: (seen.append(h.detach().clone()), h.sum((1, 2)))[1])
+    method.compute_losses(batch)
+    original, shuffled = seen
+    assert torch.allclose(original, shuffled, atol=1e-6) != separable
+
+
 def test_tpl_off_keeps_every_pseudo_label_and_has_no_self_loss():
     method = _method(tpl=False)
     terms, logs = method.compute_losses(_batch(b=2))

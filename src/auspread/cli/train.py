@@ -71,6 +71,10 @@ def _print_summary(s) -> None:
     val = "-" if s.val_f1 is None else f"{100 * s.val_f1:.1f}"
     typer.echo(f"\nval mean F1 {val} | test mean F1 {100 * s.test_f1:.1f} | {s.train_fps:.0f} training frames/s | "
                f"{s.epochs} epochs in {s.seconds / 60:.1f} min")
+    if s.test_f1_all_positive is not None:
+        verdict = "above" if s.test_f1 > s.test_f1_all_positive else "NOT above"
+        typer.echo(f"the trivial all-positive predictor scores {100 * s.test_f1_all_positive:.1f} on the same frames: "
+                   f"this model is {verdict} it")
     typer.echo(f"results: {s.run_dir / 'results'}")
     typer.echo(str(s.run_dir))
 

@@ -125,6 +125,18 @@ class VideoIndex:
         keep = set(subjects)
         return dataclasses.replace(self, videos=[v for v in self.videos if v.subject in keep])
 
+    def every_kth_video(self, k: int) -> "VideoIndex":
+        """About 1/k of the videos, for cheaper evaluation: each subject keeps its videos (sorted by id) at positions j
+        with (j + i) % k == 0, i = the subject's sorted rank, so every subject stays and the kept tasks rotate."""
+        if k < 1:
+            raise ValueError("k must be >= 1")
+        rank = {s: i for i, s in enumerate(sorted(self.subjects()))}
+        keep: list[VideoRecord] = []
+        for s, i in rank.items():
+            own = sorted((v for v in self.videos if v.subject == s), key=lambda v: v.video_id)
+            keep += [v for j, v in enumerate(own) if (j + i) % k == 0]
+        return dataclasses.replace(self, videos=keep)
+
     def with_labels(self, labels: list[np.ndarray]) -> "VideoIndex":
         """A copy whose videos carry the given label arrays (used by sparse-label policies)."""
         if len(labels) != len(self.videos):

@@ -70,6 +70,9 @@ def split_index(index: VideoIndex, dc: DataConfig, seed: int) -> Splits:
     test = index.select_subjects(test_s)
     if dc.select_on == "test":
         val = test
+    if dc.eval_video_stride > 1:
+        test = test.every_kth_video(dc.eval_video_stride)
+        val = val.every_kth_video(dc.eval_video_stride) if val is not None else None
     return Splits(index.select_subjects(train_s), val, test,
                   {"train": list(train_s), "val": list(val_s), "test": list(test_s)}, dc.select_on == "test")
 

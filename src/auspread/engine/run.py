@@ -32,7 +32,7 @@ from auspread.engine.logging import RunLogger
 from auspread.engine.loop import FitResult, Trainer, TrainHooks, autocast_factory, seed_everything
 from auspread.errors import ConfigError, DataError, RunError
 from auspread.evaluation.dense import evaluate_split
-from auspread.evaluation.metrics import AUScores
+from auspread.evaluation.metrics import AUScores, all_positive_f1
 from auspread.evaluation.report import write_results
 from auspread.io import atomic_write_text
 from auspread.methods.base import DatasetInfo, Method, get_method
@@ -51,6 +51,7 @@ class RunSummary:
     steps: int
     seconds: float
     selected_on: str  # "val", "test" (papers' protocol) or "last" (no validation split)
+    test_f1_all_positive: float | None = None  # the trivial "every AU always on" predictor on the same frames
     test_scores: AUScores | None = None
     history: list[dict] = field(default_factory=list)
 
@@ -245,11 +246,14 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
         test_per_au={f"AU{a}": float(f) for a, f in zip(scores.aus, scores.f1)},
         train_fps=fit.train_fps, epochs=fit.epochs_done, steps=fit.steps, seconds=time.time() - t_start,
         selected_on=selected, test_scores=scores, history=fit.history,
+        test_f1_all_positive=all_positive_f1(splits.test.all_labels(), splits.test.aus).mean_f1,
     )
     if dist.is_main:
         title = f"{cfg.method.name}: test F1 per AU (fold {cfg.data.fold})"
         write_results(run_dir / "results", scores, split="test", title=title,
-                      notes=_notes(cfg, splits, best["epoch"], selected), predictions=preds,
+                      notes=_notes(cfg, splits, best["epoch"], selected)
+                      + [f"all-positive predictor (every AU always on) on the same frames: mean F1 "
+                         f"{100 * summary.test_f1_all_positive:.1f}"], predictions=preds,
                       extra={"best_epoch": best["epoch"], "selected_on": selected})
         atomic_write_text(run_dir / "results" / "summary.json", json.dumps(summary.to_dict(), indent=2))
         log = RunLogger(run_dir, tensorboard=False)

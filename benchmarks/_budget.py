@@ -1,0 +1,21 @@
+"""The one CPU budget shared by the label-ratio benchmarks (bench_ks_table.py, bench_ssl_study.py), so that their
+cells are the same runs and can be gathered in one table.
+
+Rule (the semi-supervised convention of FixMatch/USB): every method takes the same number of optimizer steps with
+the same number of *labelled* samples per step (16: labelled frames, or labelled clips for the clip methods), the
+same optimizer and schedule; what a method does with unlabelled data on top is its own cost.
+"""
+
+# run-configuration overrides (key=value) for every cell
+BUDGET = [
+    "data.synth_preset=bp4d-like", "data.fold=1", "data.image_size=64", "data.eval_video_stride=4",
+    "data.augment.rotation=0",
+    "optim.optimizer=adamw", "optim.lr=0.001", "optim.weight_decay=0.0001", "optim.schedule=cosine", "optim.amp=bf16",
+    "optim.batch_size=16", "optim.epochs=10", "optim.steps_per_epoch=120", "eval_every=5",
+]
+# per-method additions: KS's epoch-based schedule scaled from the paper's 50 epochs (ramp-up 5, unlabelled clips
+# from 10) to 10; TCL's batch is clips of 4 frames, so 4 clips = 16 labelled frames
+PER_METHOD = {
+    "ks": ["method.ramp_epochs=1", "method.unlabelled_from_epoch=2", "method.unlabelled_ratio=0.5"],
+    "tcl": ["optim.batch_size=4"],
+}

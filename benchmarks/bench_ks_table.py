@@ -1,0 +1,82 @@
+"""Knowledge-Spreader vs its supervised counterpart and the three Table 3 ablations at several label ratios
+(issue 5), on the synthetic `bp4d-like` benchmark, fold 1, under one equal-step budget.
+
+Every cell is one ``auspread train`` run (the same code path, ``run_training``) of the packaged synthetic config of
+its method, with the shared budget below. Budget rule (the semi-supervised convention of FixMatch/USB): every method
+takes the same number of optimizer steps with the same number of *labelled* samples per step (16 key frames = 16
+labelled clips for KS, 16 labelled frames for the supervised counterpart); what a method does with unlabelled data
+on top is its own cost. Prints the mean-F1 table and the minutes per cell. Resumable: cells whose run folder has
+results/summary.json are read back, so rows can be run in separate processes (``--rows``) and gathered later.
+
+Measurement (docs/BENCHMARKS.md):  python benchmarks/bench_ks_table.py --out runs/ks-table --labels 5,100
+Smoke check (about a minute):      python benchmarks/bench_ks_table.py --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from _budget import BUDGET, PER_METHOD
+
+from auspread.engine.config import load_config
+from auspread.engine.run import run_training
+
+REPO = Path(__file__).resolve().parent.parent
+# row name -> (config file, overrides). The ablations are KS with one flag (docs/methods/knowledge_spreader.md).
+ROWS = {
+    "ks": ("ks_synthetic.yaml", []),
+    "supervised": ("supervised_synthetic.yaml", []),
+    "ks-sil-mlp": ("ks_synthetic.yaml", ["method.sil=mlp"]),  # Table 3 "KSM+TPL"
+    "ks-no-distill": ("ks_synthetic.yaml", ["method.distill=false"]),  # Table 3 "SIL+TPL"
+    "ks-no-tpl": ("ks_synthetic.yaml", ["method.tpl=false"]),  # Table 3 "SIL+KSM"
+}
+QUICK = ["data.synth_preset=tiny", "data.image_size=32", "optim.batch_size=4", "optim.epochs=2",
+         "optim.steps_per_epoch=2", "method.ramp_epochs=1", "method.unlabelled_from_epoch=1", "eval_every=1"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=None, help="folder of the runs (default: a temporary folder)")
+    ap.add_argument("--rows", default=",".join(ROWS))
+    ap.add_argument("--labels", default="2,5,10,100", help="label percentages")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--quick", action="store_true", help="tiny preset, 32 px, 2 epochs x 2 steps, labels 5,100")
+    a = ap.parse_args()
+    out = a.out or Path(tempfile.mkdtemp(prefix="ks-table-"))
+    labels = ["5", "100"] if a.quick else [x.strip() for x in a.labels.split(",") if x.strip()]
+    rows = [r.strip() for r in a.rows.split(",") if r.strip()]
+    results: dict[tuple[str, str], dict] = {}
+    for lab in labels:
+        for row in rows:
+            cfg_name, extra = ROWS[row]
+            name = f"{row}-l{lab}"
+            summary_file = out / name / "results" / "summary.json"
+            if summary_file.is_file():
+                results[row, lab] = json.loads(summary_file.read_text())
+                continue
+            ks = cfg_name.startswith("ks")
+            budget = QUICK if a.quick else BUDGET + (PER_METHOD["ks"] if ks else [])
+            if a.quick and not ks:
+                budget = [b for b in budget if not b.startswith("method.")]
+            overrides = budget + extra + [f"data.labels={lab}%", f"threads={a.threads}", f"out_dir={out}", f"name={name}"]
+            t0 = time.time()
+            s = run_training(load_config(REPO / "configs" / cfg_name, overrides), progress=not a.quick).to_dict()
+            s["seconds"] = time.time() - t0
+            results[row, lab] = s
+    print("\n| method | " + " | ".join(f"{lab}%" for lab in labels) + " |")
+    print("|---|" + "---:|" * len(labels))
+    for row in rows:
+        cells = []
+        for lab in labels:
+            s = results.get((row, lab))
+            cells.append("–" if s is None else f"{100 * s['test_f1']:.1f} ({s.get('seconds', 0) / 60:.0f} min)")
+        print(f"| {row} | " + " | ".join(cells) + " |")
+    print(f"\nruns: {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Why Knowledge-Spreader's heads stay at the base rates longer than a frame classifier (issue 5 diagnosis).
+
+Trains one head path at a time with the weighted BCE of KS Eq. 3 on the *same* batches (KS's key-frame clips of
+`bp4d-like` fold 1 at 5% labels, 16 clips per step, 64 px, bf16, AdamW 1e-3), and prints the mean loss every 60
+steps. Variants:
+
+  A  supervised counterpart: ResNet-18 -> global average pooling -> linear (configs/supervised_synthetic.yaml)
+  B  KS Spatial Teacher path: ResNet-18 A -> AU decoupler -> S_a transformer -> per-AU heads (sa_bce alone)
+  C  KS Spatial Student path on the key frame: ResNet-18 B -> student S_b^m (m shifts every step) -> head
+  D  ResNet-18 A -> AU decoupler -> mean over the AU tokens -> linear
+  E  B without the final LayerNorm of the encoder
+  H  E with the SIL ablation's MLP encoder (run with the override method.sil=mlp)
+
+    python benchmarks/diag_ks_heads.py A 480        # about 2 min on one core; then B, C, D, E; H with method.sil=mlp
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import auspread.engine.data as ED
+from auspread.data.labels import sparsify
+from auspread.data.sampling import TrainBatches
+from auspread.engine.config import load_config
+from auspread.engine.run import build_method
+from auspread.losses.weighted_bce import weighted_bce_with_logits
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def head_path(variant: str, ks, info):
+    """(trainable module, forward(key_frames, m) -> logits) of one variant."""
+    net = ks.net
+    if variant == "A":
+        scfg = load_config(REPO / "configs/supervised_synthetic.yaml", ["data.synth_preset=bp4d-like"])
+        torch.manual_seed(0)
+        model = build_method(scfg, info)
+        return model, lambda key, m: model.logits(key)
+    if variant in ("E", "H"):
+        net.spatial_teacher.norm = torch.nn.Identity()
+    if variant in ("B", "E", "H"):
+        return ks, lambda key, m: net.spatial_head(net.features_a(key))
+    if variant == "C":
+        return ks, lambda key, m: net.students[m](net.features_b(key))[1]
+    if variant == "D":
+        head = torch.nn.Linear(net.width, info.num_aus)
+        return torch.nn.ModuleList([net.backbone_a, net.decoupler, head]), lambda key, m: head(net.features_a(key).mean(1))
+    raise SystemExit(f"unknown variant {variant!r} (A, B, C, D, E, H)")
+
+
+def main() -> None:
+    variant, steps = sys.argv[1], int(sys.argv[2])
+    torch.set_num_threads(1)
+    cfg = load_config(REPO / "configs/ks_synthetic.yaml",
+                      ["data.synth_preset=bp4d-like", "data.fold=1", "data.labels=5%", "optim.batch_size=16"] + sys.argv[3:])
+    splits = ED.split_index(ED.read_index(cfg.data, progress=False), cfg.data, 0)
+    sparse = sparsify(splits.train, cfg.data.labels.every, cfg.data.label_seed)
+    info = ED.dataset_info(sparse.index, cfg.data)
+    store = ED.open_store(splits.train, cfg.data, progress=False)
+    torch.manual_seed(0)
+    ks = build_method(cfg, info)
+    batches = TrainBatches(splits.train, sparse.key_frames, store, ks.data_spec(), cfg.data, 16, seed=0)
+    model, forward = head_path(variant, ks, info)
+    model.train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3, weight_decay=1e-4)
+    losses: list[float] = []
+    t0, step, epoch = time.time(), 0, 0
+    while step < steps:
+        batches.set_epoch(epoch)
+        epoch += 1
+        for i in range(len(batches)):
+            if step >= steps:
+                break
+            b = batches.batch(i)
+            ar = torch.arange(b["frames"].shape[0])
+            key, y = b["frames"][ar, b["key_pos"]], b["labels"][ar, b["key_pos"]]
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                z = forward(key, int(b["key_pos"][0]))
+            loss = weighted_bce_with_logits(z.float(), y, info.class_weights)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+            step += 1
+            if step % 60 == 0:
+                print(variant, step, round(float(np.mean(losses[-60:])), 4), f"{time.time() - t0:.0f}s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
