@@ -6,7 +6,8 @@ table (markdown) and the minutes per row. Resumable: rows whose run folder has r
 
 Full measurement (for docs/BENCHMARKS.md):  python benchmarks/bench_piap_ablation.py --out runs/piap-ablation
     = configs/piap-df_synthetic.yaml (reduced CPU configuration: "small" encoder width 16, 64 px, Adam 1e-3,
-      stages pi1 1, pi2 2, person 1, main 3, df 2 epochs x 40 steps of 32 frames, 5% labels) on `bp4d-like`, fold 1
+      stages pi1 1, pi2 2, person 1, main 3, df 2 epochs x 120 steps of 32 frames, 5% labels) on `bp4d-like`, fold 1,
+      evaluation on every 4th validation/test video
 Smoke check (about a minute):               python benchmarks/bench_piap_ablation.py --quick
 """
 
@@ -32,13 +33,15 @@ def main() -> None:
     ap.add_argument("--preset", default="bp4d-like")
     ap.add_argument("--rows", default=",".join(ROWS))
     ap.add_argument("--labels", default="5%")
+    ap.add_argument("--steps-per-epoch", type=int, default=120,
+                    help="steps per stage epoch (the config's 40 left every row at the all-negative plateau)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: leave a core to a parallel job)")
     ap.add_argument("--quick", action="store_true", help="tiny preset, 32 px, width 4, 1 epoch x 2 steps per stage")
     a = ap.parse_args()
     out = a.out or Path(tempfile.mkdtemp(prefix="piap-ablation-"))
     cfg_file = REPO / "configs" / "piap-df_synthetic.yaml"
     base = [f"data.synth_preset={a.preset}", f"data.labels={a.labels}", "data.fold=1", f"out_dir={out}",
-            f"threads={a.threads}", "data.eval_video_stride=4"]  # stride: as the other label-ratio benchmarks
+            f"threads={a.threads}", "data.eval_video_stride=4", f"optim.steps_per_epoch={a.steps_per_epoch}"]  # stride: as the other label-ratio benchmarks
     if a.quick:
         base = [f"out_dir={out}", "data.synth_preset=tiny", "data.image_size=32", "method.width=4",
                 "method.generator_width=4", "method.decoder_width=4", "optim.batch_size=8", "optim.steps_per_epoch=2",

@@ -9,6 +9,7 @@ steps. Variants:
   C  KS Spatial Student path on the key frame: ResNet-18 B -> student S_b^m (m shifts every step) -> head
   D  ResNet-18 A -> AU decoupler -> mean over the AU tokens -> linear
   E  B without the final LayerNorm of the encoder
+  F  ResNet-18 A -> AU decoupler -> per-AU heads on each AU's own token (no encoder)
   H  E with the SIL ablation's MLP encoder (run with the override method.sil=mlp)
 
     python benchmarks/diag_ks_heads.py A 480        # about 2 min on one core; then B, C, D, E; H with method.sil=mlp
@@ -47,10 +48,15 @@ def head_path(variant: str, ks, info):
         return ks, lambda key, m: net.spatial_head(net.features_a(key))
     if variant == "C":
         return ks, lambda key, m: net.students[m](net.features_b(key))[1]
+    if variant == "F":
+        def per_au_heads(key, m):
+            tokens = net.features_a(key)  # (k, U, W): each AU's logit from its own token only, no encoder
+            return torch.einsum("kuw,uw->ku", tokens, net.au_head_weight) + net.au_head_bias
+        return ks, per_au_heads
     if variant == "D":
         head = torch.nn.Linear(net.width, info.num_aus)
         return torch.nn.ModuleList([net.backbone_a, net.decoupler, head]), lambda key, m: head(net.features_a(key).mean(1))
-    raise SystemExit(f"unknown variant {variant!r} (A, B, C, D, E, H)")
+    raise SystemExit(f"unknown variant {variant!r} (A, B, C, D, E, F, H)")
 
 
 def main() -> None:
