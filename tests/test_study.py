@@ -94,6 +94,26 @@ def test_interrupted_study_does_not_redo_finished_cells(tmp_path):
     assert len(calls(out)) == 9
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_cell_another_process_is_running_is_skipped_not_restarted(tmp_path, capsys, workers):
+    """Two `auspread study` processes on one folder: the second skips the cell the first holds (it must not delete
+    that half-written run), runs the others, and a later start finishes the skipped one."""
+    out = tmp_path / "study"
+    sp = spec(labels=["5"])
+    busy = sp.cells()[1]
+    held = S._lock_cell(out / "runs", busy.key)  # "another process" is running this cell
+    assert held is not None
+    (out / "runs" / busy.key).mkdir(parents=True)
+    (out / "runs" / busy.key / "partial").write_text("in progress")
+    S.run_study(sp, out, runner=fake_runner, progress=False, workers=workers)
+    assert busy.key not in keys(out) and len(keys(out)) == 2
+    assert (out / "runs" / busy.key / "partial").is_file()
+    assert "skipped: another process is running them" in capsys.readouterr().err
+    held.close()
+    S.run_study(sp, out, runner=fake_runner, progress=False)
+    assert Counter(keys(out)) == Counter(c.key for c in sp.cells())
+
+
 def test_killed_process_resumes_without_redoing_cells(tmp_path):
     out = tmp_path / "study"
     code = ("import sys; sys.path.insert(0, %r); from auspread import study as S; from study_fakes import fake_runner; "

@@ -222,6 +222,24 @@ def _worker_init(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def _lock_cell(runs_dir: Path, key: str):
+    """An open file holding an exclusive, non-blocking lock on ``runs/<key>.lock``, or None when another process holds
+    it (that process is running the cell). Several ``auspread study`` processes may thus share one study folder: each
+    skips the cells the others are running, and none deletes another's half-written run. No-op where fcntl is absent."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return open(os.devnull, "w")
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    f = open(runs_dir / f"{key}.lock", "w")
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        return None
+    return f
+
+
 def run_study(spec: StudySpec, out_dir: str | Path, workers: int = 1, runner: Runner = run_cell,
               progress: bool = True, report: bool = True) -> list[dict]:
     """Run every cell of ``spec`` not yet in ``out_dir/results.jsonl``; returns all records. Failed cells are
@@ -257,9 +275,32 @@ def run_study(spec: StudySpec, out_dir: str | Path, workers: int = 1, runner: Ru
         failures.append((cell, f"{type(err).__name__}: {err}"))
         bar.write(f"cell {cell.key} failed: {type(err).__name__}: {err}")
 
+    locks: dict[str, Any] = {}
+    busy: list[Cell] = []
+
+    def claim(cell: Cell) -> bool:
+        """Lock the cell; False if another process runs it or has finished it meanwhile."""
+        lock = _lock_cell(runs_dir, cell.key)
+        if lock is None:
+            busy.append(cell)
+            return False
+        if cell.key in {r["key"] for r in load_results(results_path)}:
+            lock.close()
+            bar.update(1)
+            return False
+        locks[cell.key] = lock
+        return True
+
+    def release(cell: Cell) -> None:
+        lock = locks.pop(cell.key, None)
+        if lock is not None:
+            lock.close()
+
     try:
         if workers <= 1:
             for cell in todo:
+                if not claim(cell):
+                    continue
                 bar.set_description(f"study [{cell.method} {cell.labels} f{cell.fold} s{cell.seed}]")
                 try:
                     res = runner(configs[cell.key], str(runs_dir / cell.key))
@@ -268,15 +309,18 @@ def run_study(spec: StudySpec, out_dir: str | Path, workers: int = 1, runner: Ru
                 except Exception as e:  # noqa: BLE001 - one bad cell must not lose the others
                     failed(cell, e)
                     continue
+                finally:
+                    release(cell)
                 record(cell, res)
         else:
             threads = max(1, (os.cpu_count() or 1) // workers)
             ctx = multiprocessing.get_context("spawn")
             with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,)) as ex:
-                futures = {ex.submit(runner, configs[c.key], str(runs_dir / c.key)): c for c in todo}
+                futures = {ex.submit(runner, configs[c.key], str(runs_dir / c.key)): c for c in todo if claim(c)}
                 try:
                     for fut in cf.as_completed(futures):
                         cell = futures[fut]
+                        release(cell)
                         try:
                             res = fut.result()
                         except Exception as e:  # noqa: BLE001
@@ -287,7 +331,12 @@ def run_study(spec: StudySpec, out_dir: str | Path, workers: int = 1, runner: Ru
                     ex.shutdown(wait=False, cancel_futures=True)
                     raise
     finally:
+        for lock in locks.values():
+            lock.close()
         bar.close()
+        if busy:
+            print(f"{len(busy)} cell(s) skipped: another process is running them ({', '.join(c.key for c in busy)}); "
+                  "run the command again once it has finished", file=sys.stderr)
         if report:
             records = load_results(results_path)
             if records:
