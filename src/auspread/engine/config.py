@@ -119,7 +119,7 @@ class RunConfig(_Strict):
     name: str | None = None  # run folder name; default <method>-<dataset>-f<fold>-<labels>-<time>
     eval_every: int = Field(1, ge=1)  # epochs between validations
     log_every: int = Field(10, ge=1)  # steps between metrics.jsonl lines
-    pretrained: str | None = None  # "imagenet" or a local weights file for the backbone(s)
+    pretrained: str | None = None  # "imagenet", a torchvision weights file, or an auspread checkpoint (its ResNet trunk) for the backbone(s)
 
     @field_validator("method", mode="before")
     @classmethod

@@ -74,7 +74,32 @@ def load_pretrained_state(name: str, pretrained: str | None) -> dict | None:
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
+    if isinstance(state, dict) and "model" in state and "config" in state:  # an auspread checkpoint
+        state = resnet_state_from_checkpoint(state["model"], path)
     return state
+
+
+def resnet_state_from_checkpoint(model_state: dict, path: Path | str = "checkpoint") -> dict:
+    """The torchvision-named ResNet weights of the first ResNet trunk (``…stem.0.weight``, ``…layer1…``) in an
+    auspread model state dict, e.g. a supervised run's ``best.pt``, to warm-start another method's backbones."""
+    prefixes = sorted(k[: -len("stem.0.weight")] for k in model_state if k.endswith("stem.0.weight"))
+    if not prefixes:
+        from auspread.errors import ConfigError
+
+        raise ConfigError(f"{path}: this checkpoint has no ResNet trunk to take pretrained weights from")
+    p = prefixes[0]
+    out = {}
+    for k, v in model_state.items():
+        if not k.startswith(p):
+            continue
+        rest = k[len(p):]
+        if rest.startswith("stem.0."):
+            out["conv1." + rest[len("stem.0."):]] = v
+        elif rest.startswith("stem.1."):
+            out["bn1." + rest[len("stem.1."):]] = v
+        elif rest.startswith(("layer1.", "layer2.", "layer3.", "layer4.")):
+            out[rest] = v
+    return out
 
 
 def build_torchvision(name: str, pretrained: str | None = None) -> nn.Module:
