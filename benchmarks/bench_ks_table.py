@@ -36,6 +36,8 @@ ROWS = {
     # not in the paper: both ResNet-18s start from the supervised cell's trained trunk (same labels, same ratio),
     # standing in for the paper's ImageNet initialisation; needs the "supervised" cell of that ratio first
     "ks-warm": ("ks_synthetic.yaml", []),
+    # its counterpart with the same compute: the supervised cell's trunk (new head) trained for the same budget again
+    "supervised-warm": ("supervised_synthetic.yaml", []),
 }
 QUICK = ["data.synth_preset=tiny", "data.image_size=32", "optim.batch_size=4", "optim.epochs=2",
          "optim.steps_per_epoch=2", "method.ramp_epochs=1", "method.unlabelled_from_epoch=1", "eval_every=1"]
@@ -65,10 +67,10 @@ def main() -> None:
             budget = QUICK if a.quick else BUDGET + (PER_METHOD["ks"] if ks else [])
             if a.quick and not ks:
                 budget = [b for b in budget if not b.startswith("method.")]
-            if row == "ks-warm":
+            if row in ("ks-warm", "supervised-warm"):
                 warm = out / f"supervised-l{lab}" / "checkpoints" / "best.pt"
                 if not warm.is_file():
-                    raise SystemExit(f"ks-warm needs the supervised cell first: {warm} not found")
+                    raise SystemExit(f"{row} needs the supervised cell first: {warm} not found")
                 extra = extra + [f"pretrained={warm}"]
             overrides = budget + extra + [f"data.labels={lab}%", f"threads={a.threads}", f"out_dir={out}", f"name={name}"]
             t0 = time.time()
