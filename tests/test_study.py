@@ -233,3 +233,12 @@ def test_report_quotes_the_paper_for_bp4d_like_data(tmp_path):
     md = (out / "report.md").read_text()
     assert "paper's numbers on real BP4D" in md
     assert "| fixmatch | 49.9 | 59.2 |" in md and "| ks | **59.9** | **63.9** |" in md  # supplement Table 1
+
+
+def test_report_names_a_preset_given_as_an_override(tmp_path):
+    out = tmp_path / "study"
+    sp = spec(methods=["supervised", "fixmatch"], labels=["5"], overrides=["data.synth_preset=bp4d-like", "supervised:method.dropout=0.1"])
+    S.run_study(sp, out, runner=fake_runner, progress=False)
+    md = (out / "report.md").read_text()
+    assert "synthetic (bp4d-like preset)" in md
+    assert "paper's numbers on real BP4D" in md

@@ -365,7 +365,7 @@ def paper_dataset(spec: "StudySpec | None") -> str | None:
     """The KS Table 1 column to compare with: BP4D for bp4d / bp4d+ / the bp4d-like preset, DISFA likewise."""
     if spec is None:
         return None
-    data = spec.base.get("data") or {}
+    data = _data_section(spec)
     ds = str(data.get("dataset", "synthetic"))
     if ds == "synthetic":
         ds = str(data.get("synth_preset", "small")).replace("-like", "")
@@ -516,10 +516,20 @@ def plot_curves(summary: dict, path: Path, title: str) -> None:
     os.replace(tmp, path)
 
 
+def _data_section(spec: StudySpec) -> dict:
+    """The ``data`` section every cell shares: the base config with the study-wide overrides applied (so a preset
+    given as ``data.synth_preset=...`` is named right in the report)."""
+    common = [o for o in spec.overrides if not re.match(r"^[\w-]+:", o)]
+    try:
+        return apply_overrides(copy.deepcopy(spec.base), common).get("data") or {}
+    except Exception:  # noqa: BLE001 - a report must render even if an override no longer parses
+        return spec.base.get("data") or {}
+
+
 def _describe(spec: StudySpec | None, records: list[dict]) -> list[str]:
     lines = []
     if spec is not None:
-        data = spec.base.get("data") or {}
+        data = _data_section(spec)
         ds = data.get("dataset", "synthetic")
         if ds == "synthetic":
             ds += f" ({data.get('synth_preset', 'small')} preset)"
@@ -560,7 +570,7 @@ def write_report(out_dir: str | Path, spec: StudySpec | None = None) -> dict[str
     summary = summarise(records, spec.methods if spec else None)
     title = "Mean F1 vs label ratio"
     if spec is not None:
-        data = spec.base.get("data") or {}
+        data = _data_section(spec)
         ds = data.get("dataset", "synthetic")
         title += f" ({ds}{' ' + data.get('synth_preset', 'small') if ds == 'synthetic' else ''}, "
         title += f"fold{'s' if len(spec.folds) > 1 else ''} {','.join(map(str, spec.folds))})"
