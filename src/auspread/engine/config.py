@@ -71,7 +71,8 @@ class DataConfig(_Strict):
     labels: LabelRegime = LabelRegime()
     label_seed: int = 0
     val_fraction: float = Field(0.2, ge=0, lt=1)  # training subjects held out for model selection
-    # CPU budgets: evaluate (val and test) on every k-th video only, sorted by id. 1 = every video (the protocol).
+    # CPU budgets: evaluate (val and test) on about 1/k of the videos (VideoIndex.every_kth_video: every subject
+    # kept, tasks rotating). 1 = every video (the protocol).
     eval_video_stride: int = Field(1, ge=1)
     select_on: Literal["val", "test"] = "val"  # "test" only to compare with papers that select on the test fold
     disfa_threshold: float = 2.0
