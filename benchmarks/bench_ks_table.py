@@ -36,6 +36,10 @@ ROWS = {
     # not in the paper: both ResNet-18s start from the supervised cell's trained trunk (same labels, same ratio),
     # standing in for the paper's ImageNet initialisation; needs the "supervised" cell of that ratio first
     "ks-warm": ("ks_synthetic.yaml", []),
+    # the three ablations from the same warm start
+    "ks-warm-sil-mlp": ("ks_synthetic.yaml", ["method.sil=mlp"]),
+    "ks-warm-no-distill": ("ks_synthetic.yaml", ["method.distill=false"]),
+    "ks-warm-no-tpl": ("ks_synthetic.yaml", ["method.tpl=false"]),
     # its counterpart with the same compute: the supervised cell's trunk (new head) trained for the same budget again
     "supervised-warm": ("supervised_synthetic.yaml", []),
 }
@@ -67,7 +71,7 @@ def main() -> None:
             budget = QUICK if a.quick else BUDGET + (PER_METHOD["ks"] if ks else [])
             if a.quick and not ks:
                 budget = [b for b in budget if not b.startswith("method.")]
-            if row in ("ks-warm", "supervised-warm"):
+            if "-warm" in row:
                 warm = out / f"supervised-l{lab}" / "checkpoints" / "best.pt"
                 if not warm.is_file():
                     raise SystemExit(f"{row} needs the supervised cell first: {warm} not found")

@@ -11,12 +11,19 @@ steps. Variants:
   E  B without the final LayerNorm of the encoder
   F  ResNet-18 A -> AU decoupler -> per-AU heads on each AU's own token (no encoder)
   H  E with the SIL ablation's MLP encoder (run with the override method.sil=mlp)
+  G  F with the per-AU head weights initialised like nn.Linear (uniform ±1/sqrt(W)) instead of trunc-normal 0.02
+  I  ResNet-18 A -> AU decoupler -> all U tokens flattened -> one linear layer (every AU reads every token)
+  K  B with the per-AU head weights initialised like G
+  L  E (no final LayerNorm) with the per-AU head weights initialised like G
 
     python benchmarks/diag_ks_heads.py A 480        # about 2 min on one core; then B, C, D, E; H with method.sil=mlp
+    DIAG_LR=3e-4 DIAG_WARMUP=100 python benchmarks/diag_ks_heads.py B 480     # other learning rate / linear warm-up
+    DIAG_AMP=off python benchmarks/diag_ks_heads.py B 480                     # fp32 instead of bf16 autocast
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -42,13 +49,17 @@ def head_path(variant: str, ks, info):
         torch.manual_seed(0)
         model = build_method(scfg, info)
         return model, lambda key, m: model.logits(key)
-    if variant in ("E", "H"):
+    if variant in ("E", "H", "L"):
         net.spatial_teacher.norm = torch.nn.Identity()
-    if variant in ("B", "E", "H"):
+    if variant in ("G", "K", "L"):
+        bound = 1.0 / net.width ** 0.5
+        torch.nn.init.uniform_(net.au_head_weight, -bound, bound)
+        torch.nn.init.uniform_(net.au_head_bias, -bound, bound)
+    if variant in ("B", "E", "H", "K", "L"):
         return ks, lambda key, m: net.spatial_head(net.features_a(key))
     if variant == "C":
         return ks, lambda key, m: net.students[m](net.features_b(key))[1]
-    if variant == "F":
+    if variant in ("F", "G"):
         def per_au_heads(key, m):
             tokens = net.features_a(key)  # (k, U, W): each AU's logit from its own token only, no encoder
             return torch.einsum("kuw,uw->ku", tokens, net.au_head_weight) + net.au_head_bias
@@ -56,7 +67,11 @@ def head_path(variant: str, ks, info):
     if variant == "D":
         head = torch.nn.Linear(net.width, info.num_aus)
         return torch.nn.ModuleList([net.backbone_a, net.decoupler, head]), lambda key, m: head(net.features_a(key).mean(1))
-    raise SystemExit(f"unknown variant {variant!r} (A, B, C, D, E, F, H)")
+    if variant == "I":
+        head = torch.nn.Linear(net.num_aus * net.width, info.num_aus)
+        return (torch.nn.ModuleList([net.backbone_a, net.decoupler, head]),
+                lambda key, m: head(net.features_a(key).flatten(1)))
+    raise SystemExit(f"unknown variant {variant!r} (A, B, C, D, E, F, G, H, I, K, L)")
 
 
 def main() -> None:
@@ -73,7 +88,9 @@ def main() -> None:
     batches = TrainBatches(splits.train, sparse.key_frames, store, ks.data_spec(), cfg.data, 16, seed=0)
     model, forward = head_path(variant, ks, info)
     model.train()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3, weight_decay=1e-4)
+    lr, warmup = float(os.environ.get("DIAG_LR", "1e-3")), int(os.environ.get("DIAG_WARMUP", "0"))
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
     losses: list[float] = []
     t0, step, epoch = time.time(), 0, 0
     while step < steps:
@@ -85,12 +102,13 @@ def main() -> None:
             b = batches.batch(i)
             ar = torch.arange(b["frames"].shape[0])
             key, y = b["frames"][ar, b["key_pos"]], b["labels"][ar, b["key_pos"]]
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=os.environ.get("DIAG_AMP", "bf16") == "bf16"):
                 z = forward(key, int(b["key_pos"][0]))
             loss = weighted_bce_with_logits(z.float(), y, info.class_weights)
             opt.zero_grad()
             loss.backward()
             opt.step()
+            sched.step()
             losses.append(float(loss.detach()))
             step += 1
             if step % 60 == 0:
