@@ -34,6 +34,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1, help="torch threads per cell")
     ap.add_argument("--quick", action="store_true", help="tiny preset, 32 px, 1 epoch of 2 steps, labels 5,100")
+    ap.add_argument("--set", action="append", default=[], metavar="[METHOD:]KEY=VALUE",
+                    help="extra run override after the budget, e.g. tcl:method.gamma=0.1 (repeatable)")
     a = ap.parse_args()
 
     if a.quick:
@@ -46,6 +48,7 @@ def main() -> None:
         base = {"data": {"dataset": "synthetic"}, "threads": a.threads}
         labels = a.labels
         overrides = BUDGET + [f"data.synth_preset={a.preset}"] + [f"{m}:{o}" for m, opts in PER_METHOD.items() for o in opts]
+    overrides = overrides + a.set
     out = a.out or Path(tempfile.mkdtemp(prefix="ssl-study-"))
     spec = S.StudySpec(methods=S.parse_list(a.methods), labels=S.parse_list(labels), folds=[1], seeds=[0], base=base,
                        overrides=overrides, configs_dir=str(REPO / "configs"))

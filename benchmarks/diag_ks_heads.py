@@ -15,6 +15,12 @@ steps. Variants:
   I  ResNet-18 A -> AU decoupler -> all U tokens flattened -> one linear layer (every AU reads every token)
   K  B with the per-AU head weights initialised like G
   L  E (no final LayerNorm) with the per-AU head weights initialised like G
+  P  G with a LayerNorm over each AU token's W channels before the heads (no encoder)
+  R  K with the decoupler's ReLU removed (tokens = GAP of BN(conv), signed)
+  S  K with a linear token embedding Linear(W, W) after the decoupler (ViT's patch projection)
+  T  L (no final LayerNorm, G's head init) with each encoder block's residual branches zero-initialised
+     (attention out_proj and second feed-forward linear: weight and bias 0, so the encoder starts as the identity)
+  U  T with the final LayerNorm kept
 
     python benchmarks/diag_ks_heads.py A 480        # about 2 min on one core; then B, C, D, E; H with method.sil=mlp
     DIAG_LR=3e-4 DIAG_WARMUP=100 python benchmarks/diag_ks_heads.py B 480     # other learning rate / linear warm-up
@@ -49,13 +55,24 @@ def head_path(variant: str, ks, info):
         torch.manual_seed(0)
         model = build_method(scfg, info)
         return model, lambda key, m: model.logits(key)
-    if variant in ("E", "H", "L"):
+    if variant in ("T", "U"):
+        for layer in net.spatial_teacher.blocks.layers:
+            for lin in (layer.self_attn.out_proj, layer.linear2):
+                torch.nn.init.zeros_(lin.weight)
+                torch.nn.init.zeros_(lin.bias)
+    if variant in ("E", "H", "L", "T"):
         net.spatial_teacher.norm = torch.nn.Identity()
-    if variant in ("G", "K", "L"):
+    if variant in ("G", "K", "L", "P", "R", "S", "T", "U"):
         bound = 1.0 / net.width ** 0.5
         torch.nn.init.uniform_(net.au_head_weight, -bound, bound)
         torch.nn.init.uniform_(net.au_head_bias, -bound, bound)
-    if variant in ("B", "E", "H", "K", "L"):
+    if variant == "R":
+        dec = net.decoupler
+        dec.forward = lambda fmap: dec.bn(dec.conv(fmap)).mean(dim=(2, 3)).view(fmap.shape[0], dec.num_aus, dec.width)
+    if variant == "S":
+        embed = torch.nn.Linear(net.width, net.width)
+        return torch.nn.ModuleList([ks, embed]), lambda key, m: net.spatial_head(embed(net.features_a(key)))
+    if variant in ("B", "E", "H", "K", "L", "R", "T", "U"):
         return ks, lambda key, m: net.spatial_head(net.features_a(key))
     if variant == "C":
         return ks, lambda key, m: net.students[m](net.features_b(key))[1]
@@ -67,14 +84,23 @@ def head_path(variant: str, ks, info):
     if variant == "D":
         head = torch.nn.Linear(net.width, info.num_aus)
         return torch.nn.ModuleList([net.backbone_a, net.decoupler, head]), lambda key, m: head(net.features_a(key).mean(1))
+    if variant == "P":
+        norm = torch.nn.LayerNorm(net.width)
+
+        def normed_per_au_heads(key, m):
+            tokens = norm(net.features_a(key))
+            return torch.einsum("kuw,uw->ku", tokens, net.au_head_weight) + net.au_head_bias
+        return torch.nn.ModuleList([ks, norm]), normed_per_au_heads
     if variant == "I":
         head = torch.nn.Linear(net.num_aus * net.width, info.num_aus)
         return (torch.nn.ModuleList([net.backbone_a, net.decoupler, head]),
                 lambda key, m: head(net.features_a(key).flatten(1)))
-    raise SystemExit(f"unknown variant {variant!r} (A, B, C, D, E, F, G, H, I, K, L)")
+    raise SystemExit(f"unknown variant {variant!r} (A, B, C, D, E, F, G, H, I, K, L, P, R, S, T, U)")
 
 
 def main() -> None:
+    if len(sys.argv) < 3:
+        raise SystemExit(__doc__)
     variant, steps = sys.argv[1], int(sys.argv[2])
     torch.set_num_threads(1)
     cfg = load_config(REPO / "configs/ks_synthetic.yaml",

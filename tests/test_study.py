@@ -242,3 +242,14 @@ def test_report_names_a_preset_given_as_an_override(tmp_path):
     md = (out / "report.md").read_text()
     assert "synthetic (bp4d-like preset)" in md
     assert "paper's numbers on real BP4D" in md
+
+
+def test_report_counts_the_cells_of_its_own_command(tmp_path):
+    """A second command on the same folder (one more method) reports its own cells as finished, and says that the
+    tables also hold the earlier command's cells."""
+    out = tmp_path / "study"
+    S.run_study(spec(methods=["supervised", "fixmatch"], labels=["5", "100"]), out, runner=fake_runner, progress=False)
+    S.run_study(spec(methods=["tcl"], labels=["5"]), out, runner=fake_runner, progress=False)
+    md = (out / "report.md").read_text()
+    assert "Cells finished: **1 of 1**; the tables also show 4 cells of earlier commands on this folder." in md
+    assert "| tcl |" in md and "| fixmatch |" in md

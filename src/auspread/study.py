@@ -533,11 +533,14 @@ def _describe(spec: StudySpec | None, records: list[dict]) -> list[str]:
         ds = data.get("dataset", "synthetic")
         if ds == "synthetic":
             ds += f" ({data.get('synth_preset', 'small')} preset)"
-        total = len(spec.cells())
+        keys = {c.key for c in spec.cells()}
+        done = sum(r.get("key") in keys for r in records)
         lines.append(f"Dataset: **{ds}**; methods {', '.join(spec.methods)}; label ratios {', '.join(spec.labels)}; "
                      f"folds {', '.join(map(str, spec.folds))}; seeds {', '.join(map(str, spec.seeds))}.")
-        lines.append(f"Cells finished: **{len(records)} of {total}**" + (" (the study is incomplete: run the same "
-                     "command again to finish it)." if len(records) < total else "."))
+        lines.append(f"Cells finished: **{done} of {len(keys)}**" + (" (the study is incomplete: run the same "
+                     "command again to finish it)" if done < len(keys) else "")
+                     + (f"; the tables also show {len(records) - done} cells of earlier commands on this folder."
+                        if len(records) > done else "."))
         if spec.overrides:
             lines.append("Overrides: " + ", ".join(f"`{o}`" for o in spec.overrides) + ".")
     hours = sum(float(r.get("seconds") or 0) for r in records) / 3600
