@@ -33,6 +33,8 @@ ROWS = {
     "ks-sil-mlp": ("ks_synthetic.yaml", ["method.sil=mlp"]),  # Table 3 "KSM+TPL"
     "ks-no-distill": ("ks_synthetic.yaml", ["method.distill=false"]),  # Table 3 "SIL+TPL"
     "ks-no-tpl": ("ks_synthetic.yaml", ["method.tpl=false"]),  # Table 3 "SIL+KSM"
+    # not in the paper: no LayerNorm in the two token encoders (method.encoder_norm=none; the head diagnosis)
+    "ks-no-norm": ("ks_synthetic.yaml", ["method.encoder_norm=none"]),
     # not in the paper: both ResNet-18s start from the supervised cell's trained trunk (same labels, same ratio),
     # standing in for the paper's ImageNet initialisation; needs the "supervised" cell of that ratio first
     "ks-warm": ("ks_synthetic.yaml", []),

@@ -21,6 +21,8 @@ steps. Variants:
   T  L (no final LayerNorm, G's head init) with each encoder block's residual branches zero-initialised
      (attention out_proj and second feed-forward linear: weight and bias 0, so the encoder starts as the identity)
   U  T with the final LayerNorm kept
+  V  K with every LayerNorm of the encoder removed (both per block and the final one)
+  W  V with the default head initialisation (trunc-normal 0.02), i.e. B with no LayerNorm in the encoder
 
     python benchmarks/diag_ks_heads.py A 480        # about 2 min on one core; then B, C, D, E; H with method.sil=mlp
     DIAG_LR=3e-4 DIAG_WARMUP=100 python benchmarks/diag_ks_heads.py B 480     # other learning rate / linear warm-up
@@ -55,14 +57,17 @@ def head_path(variant: str, ks, info):
         torch.manual_seed(0)
         model = build_method(scfg, info)
         return model, lambda key, m: model.logits(key)
+    if variant in ("V", "W"):
+        for layer in net.spatial_teacher.blocks.layers:
+            layer.norm1, layer.norm2 = torch.nn.Identity(), torch.nn.Identity()
     if variant in ("T", "U"):
         for layer in net.spatial_teacher.blocks.layers:
             for lin in (layer.self_attn.out_proj, layer.linear2):
                 torch.nn.init.zeros_(lin.weight)
                 torch.nn.init.zeros_(lin.bias)
-    if variant in ("E", "H", "L", "T"):
+    if variant in ("E", "H", "L", "T", "V", "W"):
         net.spatial_teacher.norm = torch.nn.Identity()
-    if variant in ("G", "K", "L", "P", "R", "S", "T", "U"):
+    if variant in ("G", "K", "L", "P", "R", "S", "T", "U", "V"):
         bound = 1.0 / net.width ** 0.5
         torch.nn.init.uniform_(net.au_head_weight, -bound, bound)
         torch.nn.init.uniform_(net.au_head_bias, -bound, bound)
@@ -72,7 +77,7 @@ def head_path(variant: str, ks, info):
     if variant == "S":
         embed = torch.nn.Linear(net.width, net.width)
         return torch.nn.ModuleList([ks, embed]), lambda key, m: net.spatial_head(embed(net.features_a(key)))
-    if variant in ("B", "E", "H", "K", "L", "R", "T", "U"):
+    if variant in ("B", "E", "H", "K", "L", "R", "T", "U", "V", "W"):
         return ks, lambda key, m: net.spatial_head(net.features_a(key))
     if variant == "C":
         return ks, lambda key, m: net.students[m](net.features_b(key))[1]
@@ -95,7 +100,7 @@ def head_path(variant: str, ks, info):
         head = torch.nn.Linear(net.num_aus * net.width, info.num_aus)
         return (torch.nn.ModuleList([net.backbone_a, net.decoupler, head]),
                 lambda key, m: head(net.features_a(key).flatten(1)))
-    raise SystemExit(f"unknown variant {variant!r} (A, B, C, D, E, F, G, H, I, K, L, P, R, S, T, U)")
+    raise SystemExit(f"unknown variant {variant!r} (A, B, C, D, E, F, G, H, I, K, L, P, R, S, T, U, V, W)")
 
 
 def main() -> None:

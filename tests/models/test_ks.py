@@ -73,6 +73,30 @@ def test_mlp_ablation_has_no_attention_and_same_shapes():
     assert out.sa_logits.shape == (2, 12) and out.tb_logits.shape == (2, 3, 12)
 
 
+@pytest.mark.parametrize("sil", ["transformer", "mlp"])
+def test_encoder_norm_none_removes_every_layernorm_of_the_encoders(sil):
+    def norms(m):
+        return sum(isinstance(x, nn.LayerNorm) for x in m.modules())
+
+    with_norm, without = _net(12, sil=sil), _net(12, sil=sil, encoder_norm="none").eval()
+    assert norms(with_norm.spatial_teacher) > 0 and norms(with_norm.temporal_teacher) > 0
+    assert norms(without.spatial_teacher) == 0 and norms(without.temporal_teacher) == 0
+    # the encoder now sees the scale of its AU tokens: scaling them changes S_a's logits (a per-token LayerNorm
+    # at the input of every block and at the end would hide a common scale from the heads)
+    tok = without.features_a(torch.randn(2, 3, SIZE, SIZE)).detach() + 0.5
+    assert not torch.allclose(without.spatial_head(tok), without.spatial_head(3 * tok), atol=1e-3)
+    out = without(torch.randn(2, 3, 3, SIZE, SIZE), torch.tensor([0, 0]))
+    assert out.sa_logits.shape == (2, 12) and out.tb_logits.shape == (2, 3, 12)
+    # eval (PyTorch's fused inference path would re-apply norms) equals train mode when dropout is off
+    plain = _net(12, sil=sil, encoder_norm="none", encoder_dropout=0.0)
+    with torch.no_grad():
+        ev = plain.eval().spatial_teacher(tok)
+        tr = plain.train().spatial_teacher(tok)
+    torch.testing.assert_close(ev, tr)
+    with pytest.raises(ValueError, match="encoder norm"):
+        _net(12, sil=sil, encoder_norm="batch")
+
+
 def test_temporal_embedding_makes_t_b_order_aware():
     net = _net(12).eval()
     tokens = torch.randn(1, 3, 16)

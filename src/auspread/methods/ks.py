@@ -47,6 +47,9 @@ class KSOptions(MethodOptions):
     student_dropout: float = Field(0.3, ge=0, lt=1, description="dropout noise of the Spatial Students")
     encoder_dropout: float = Field(0.1, ge=0, lt=1)
     sil: Literal["transformer", "mlp"] = "transformer"  # "mlp": Table 3 ablation KSM+TPL
+    # "none": no LayerNorm in the token encoders (not in the paper; from random weights the per-token LayerNorm holds
+    # S_a on the base-rate plateau: docs/methods/knowledge_spreader.md, "Measured on the synthetic benchmark")
+    encoder_norm: Literal["layer", "none"] = "layer"
     # --- KSM (§3.1.2, Eq. 1-6) ---
     distill: bool = True  # False: Table 3 ablation SIL+TPL (no L_KL^s, L_KL^t; key-frame shifting kept)
     kd_lambda: float = Field(0.5, ge=0, description="λ of Eq. 4 (paper: 0.5)")
@@ -106,6 +109,7 @@ class KnowledgeSpreader(Method):
             student_dropout=o.student_dropout,
             encoder_dropout=o.encoder_dropout,
             sil=o.sil,
+            encoder_norm=o.encoder_norm,
             backbone=o.backbone,
             pretrained=pretrained,
         )

@@ -72,7 +72,8 @@ class TokenEncoder(nn.Module):
     token); ``kind="mlp"``: residual MLP blocks on the flattened sequence (the SIL ablation). Learnable 1D positional
     embedding added first."""
 
-    def __init__(self, seq_len: int, width: int, heads: int, depth: int, ff_mult: int, dropout: float, kind: Literal["transformer", "mlp"]):
+    def __init__(self, seq_len: int, width: int, heads: int, depth: int, ff_mult: int, dropout: float, kind: Literal["transformer", "mlp"],
+                 norm: Literal["layer", "none"] = "layer"):
         super().__init__()
         self.kind = kind
         self.seq_len, self.width = seq_len, width
@@ -92,6 +93,19 @@ class TokenEncoder(nn.Module):
         else:
             raise ValueError(f"unknown encoder kind {kind!r}")
         self.norm = nn.LayerNorm(width)
+        if norm == "none":  # every LayerNorm of the encoder becomes the identity (KSOptions.encoder_norm)
+            self.norm = nn.Identity()
+            if kind == "transformer":
+                for layer in self.blocks.layers:
+                    layer.norm1, layer.norm2 = nn.Identity(), nn.Identity()
+                    # PyTorch's fused inference path for encoder layers always applies norm1/norm2; this flag is
+                    # one of its eligibility checks, so clearing it keeps eval on the plain (norm-free) forward
+                    layer.activation_relu_or_gelu = 0
+            else:
+                for block in self.blocks:
+                    block[0] = nn.Identity()
+        elif norm != "layer":
+            raise ValueError(f"unknown encoder norm {norm!r}")
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         x = tokens + self.pos
@@ -149,6 +163,7 @@ class KSNet(nn.Module):
         student_dropout: float = 0.3,
         encoder_dropout: float = 0.1,
         sil: Literal["transformer", "mlp"] = "transformer",
+        encoder_norm: Literal["layer", "none"] = "layer",
         backbone: str = "resnet18",
         pretrained: str | None = None,
         tpl_hidden: int = 64,
@@ -162,7 +177,7 @@ class KSNet(nn.Module):
         # branch A: key frame → AU tokens → S_a
         self.backbone_a = ResNetFeatures(backbone, pretrained)
         self.decoupler = AUDecoupler(self.backbone_a.out_channels, num_aus, width)
-        self.spatial_teacher = TokenEncoder(num_aus, width, heads, depth, ff_mult, encoder_dropout, sil)
+        self.spatial_teacher = TokenEncoder(num_aus, width, heads, depth, ff_mult, encoder_dropout, sil, encoder_norm)
         self.au_head_weight = nn.Parameter(torch.empty(num_aus, width))  # per-AU linear head: logit_u = <w_u, f_u> + b_u
         self.au_head_bias = nn.Parameter(torch.zeros(num_aus))
         nn.init.trunc_normal_(self.au_head_weight, std=0.02)
@@ -170,7 +185,7 @@ class KSNet(nn.Module):
         self.backbone_b = PooledResNet(backbone, pretrained)
         c = self.backbone_b.out_channels
         self.students = nn.ModuleList(SpatialStudent(c, student_hidden, width, num_aus, student_dropout) for _ in range(clip_len))
-        self.temporal_teacher = TokenEncoder(clip_len, width, heads, depth, ff_mult, encoder_dropout, sil)
+        self.temporal_teacher = TokenEncoder(clip_len, width, heads, depth, ff_mult, encoder_dropout, sil, encoder_norm)
         self.frame_head = nn.Linear(width, num_aus)
         self.tpl_head = nn.Sequential(nn.Linear(clip_len * width, tpl_hidden), nn.ReLU(inplace=True), nn.Linear(tpl_hidden, 1))
 
