@@ -10,7 +10,7 @@ same optimizer and schedule; what a method does with unlabelled data on top is i
 BUDGET = [
     "data.synth_preset=bp4d-like", "data.fold=1", "data.image_size=64", "data.eval_video_stride=4",
     "data.augment.rotation=0",
-    "optim.optimizer=adamw", "optim.lr=0.001", "optim.weight_decay=0.0001", "optim.schedule=cosine", "optim.amp=bf16",
+    "optim.optimizer=adamw", "optim.lr=0.001", "optim.weight_decay=0.0001", "optim.schedule=cosine", "optim.amp=auto",
     "optim.batch_size=16", "optim.epochs=10", "optim.steps_per_epoch=120", "eval_every=5",
 ]
 # per-method additions: KS's epoch-based schedule scaled from the paper's 50 epochs (ramp-up 5, unlabelled clips

@@ -56,6 +56,8 @@ def main() -> None:
     ap.add_argument("--labels", default="2,5,10,100", help="label percentages")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="tiny preset, 32 px, 2 epochs x 2 steps, labels 5,100")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override for every cell, after the budget (e.g. optim.amp=off on a CPU without native bf16)")
     a = ap.parse_args()
     out = a.out or Path(tempfile.mkdtemp(prefix="ks-table-"))
     labels = ["5", "100"] if a.quick else [x.strip() for x in a.labels.split(",") if x.strip()]
@@ -78,7 +80,7 @@ def main() -> None:
                 if not warm.is_file():
                     raise SystemExit(f"{row} needs the supervised cell first: {warm} not found")
                 extra = extra + [f"pretrained={warm}"]
-            overrides = budget + extra + [f"data.labels={lab}%", f"threads={a.threads}", f"out_dir={out}", f"name={name}"]
+            overrides = budget + a.set + extra + [f"data.labels={lab}%", f"threads={a.threads}", f"out_dir={out}", f"name={name}"]
             t0 = time.time()
             s = run_training(load_config(REPO / "configs" / cfg_name, overrides), progress=not a.quick).to_dict()
             s["seconds"] = time.time() - t0

@@ -28,6 +28,7 @@ from auspread.engine import distributed as D
 from auspread.engine.checkpoint import BEST, LAST, rng_state, save_checkpoint, set_rng_state
 from auspread.engine.config import OptimConfig, RunConfig
 from auspread.engine.logging import RunLogger
+from auspread.engine.precision import resolve_amp
 from auspread.errors import ConfigError, RunError
 from auspread.methods.base import Method, StepContext, StepOutput
 
@@ -149,7 +150,9 @@ class ModelEMA:
 
 # --- mixed precision ------------------------------------------------------------------------------------------
 def autocast_factory(amp: str, device: torch.device) -> Callable[[], contextlib.AbstractContextManager] | None:
-    """``bf16``: ``torch.autocast(device, bfloat16)`` (CPU and CUDA); ``fp16``: CUDA only (with a GradScaler)."""
+    """``bf16``: ``torch.autocast(device, bfloat16)`` (CPU and CUDA); ``fp16``: CUDA only (with a GradScaler);
+    ``auto``: the device's native precision (``auspread.engine.precision.resolve_amp``)."""
+    amp = resolve_amp(amp, device)
     if amp == "off":
         return None
     if amp == "fp16" and device.type != "cuda":
@@ -225,8 +228,9 @@ class Trainer:
         self.steps_per_epoch = min(n, oc.steps_per_epoch) if oc.steps_per_epoch else n
         self.optimizers = method.configure_optimizers(optimizer_factory(oc))
         self.schedule = LRSchedule(oc, self.steps_per_epoch, self.optimizers, method.schedule_restarts())
-        self.autocast = autocast_factory(oc.amp, device)
-        self.scaler = torch.amp.GradScaler("cuda") if oc.amp == "fp16" else None
+        self.amp = resolve_amp(oc.amp, device)  # "auto" → what this device runs natively
+        self.autocast = autocast_factory(self.amp, device)
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp == "fp16" else None
         self.ema = ModelEMA(method, oc.ema) if oc.ema else None
         self.logger = RunLogger(self.run_dir, enabled=dist.is_main)
         self.epoch = 0  # completed epochs

@@ -52,6 +52,7 @@ class RunSummary:
     seconds: float
     selected_on: str  # "val", "test" (papers' protocol) or "last" (no validation split)
     test_f1_all_positive: float | None = None  # the trivial "every AU always on" predictor on the same frames
+    precision: str | None = None  # the autocast actually used for training (optim.amp resolved on this device)
     test_scores: AUScores | None = None
     history: list[dict] = field(default_factory=list)
 
@@ -245,7 +246,7 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
         test_f1=scores.mean_f1, test_accuracy=scores.mean_accuracy,
         test_per_au={f"AU{a}": float(f) for a, f in zip(scores.aus, scores.f1)},
         train_fps=fit.train_fps, epochs=fit.epochs_done, steps=fit.steps, seconds=time.time() - t_start,
-        selected_on=selected, test_scores=scores, history=fit.history,
+        selected_on=selected, test_scores=scores, history=fit.history, precision=trainer.amp,
         test_f1_all_positive=all_positive_f1(splits.test.all_labels(), splits.test.aus).mean_f1,
     )
     if dist.is_main:
@@ -253,7 +254,9 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
         write_results(run_dir / "results", scores, split="test", title=title,
                       notes=_notes(cfg, splits, best["epoch"], selected)
                       + [f"all-positive predictor (every AU always on) on the same frames: mean F1 "
-                         f"{100 * summary.test_f1_all_positive:.1f}"], predictions=preds,
+                         f"{100 * summary.test_f1_all_positive:.1f}",
+                         f"training precision: {'fp32' if trainer.amp == 'off' else trainer.amp} (optim.amp={cfg.optim.amp})"],
+                      predictions=preds,
                       extra={"best_epoch": best["epoch"], "selected_on": selected})
         atomic_write_text(run_dir / "results" / "summary.json", json.dumps(summary.to_dict(), indent=2))
         log = RunLogger(run_dir, tensorboard=False)

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
+from auspread.engine.precision import resolve_amp
 from auspread.errors import DataError
 from auspread.faces.align import DEFAULT_MARGIN, DEFAULT_SIZE, alignment_matrices, centre_square_matrix, warp
 from auspread.faces.detect import Detections, DetectorOptions, FaceDetector
@@ -109,6 +110,8 @@ class Predictor:
         model.method.eval()
         if self.options.channels_last:
             model.method.to(memory_format=torch.channels_last)
+        if self.options.amp == "bf16":
+            resolve_amp("bf16", model.device)  # one warning where the CPU would emulate bf16
 
     # --- pixels → network input ------------------------------------------------------------------------------
     def _to_input(self, crops: np.ndarray) -> torch.Tensor:

@@ -1,0 +1,128 @@
+"""What each Knowledge-Spreader branch has learned, read out separately (issue 5 diagnosis).
+
+KS predicts the mean of the Spatial Teacher S_a and the Temporal Teacher T_b probabilities (§6.3). A mean F1 of
+0 at threshold 0.5 can hide a branch that has learned to *rank* frames but is calibrated below 0.5, or a good S_a
+whose probabilities are pulled under 0.5 by a T_b still at the base rates. For every run given (KS or any frame
+method), this evaluates the best checkpoint on the test split (every frame; the run's own data settings) and prints,
+per readout:
+
+* mean F1 at threshold 0.5 (the protocol),
+* mean ROC-AUC over AUs (threshold-free: 0.5 = no ranking information),
+* the mean over AUs of the *oracle* F1 at the best threshold per AU chosen on the test frames themselves (an upper
+  bound that shows how much a recalibration could give; never a result to report as a score),
+* the mean predicted probability and the base rate.
+
+Readouts: ``ensemble`` (the prediction), ``S_a`` (branch A alone), ``T_b`` (branch B alone, dense over every key
+position); a non-KS run has ``model`` only. Computed in one pass over the test videos.
+
+    python benchmarks/diag_ks_readout.py runs/ks-table/ks-l10 runs/ks-table/supervised-l10
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from auspread.data.sampling import video_chunks
+from auspread.engine.checkpoint import load_checkpoint
+from auspread.engine.config import apply_overrides, build_config
+from auspread.engine.data import eval_transform, info_from_dict, open_store, read_index, split_index
+from auspread.engine.loop import autocast_factory, seed_everything
+from auspread.engine.run import _eval_model, build_method, check_run_dir
+from auspread.evaluation.ranking import best_threshold_f1, roc_auc
+
+
+def readout_scores(probs: np.ndarray, labels: np.ndarray) -> dict:
+    """``(N, U)`` probabilities and labels (−1 masked) → the summary numbers of one readout."""
+    f1, auc, oracle = [], [], []
+    for u in range(labels.shape[1]):
+        y, p = labels[:, u], probs[:, u]
+        known = y >= 0
+        yk, pk = y[known], p[known]
+        pred = pk >= 0.5
+        tp, fp, fn = int((pred & (yk == 1)).sum()), int((pred & (yk == 0)).sum()), int((~pred & (yk == 1)).sum())
+        f1.append(2 * tp / max(1, 2 * tp + fp + fn))
+        auc.append(roc_auc(pk, yk))
+        oracle.append(best_threshold_f1(pk, yk))
+    known = labels >= 0
+    return {
+        "f1": float(np.mean(f1)), "auc": float(np.nanmean(auc)), "oracle_f1": float(np.nanmean(oracle)),
+        "mean_prob": float(probs[known].mean()), "base_rate": float(labels[known].mean()),
+        "per_au_f1": [round(x, 4) for x in f1], "per_au_auc": [round(x, 4) for x in auc],
+    }
+
+
+@torch.no_grad()
+def video_readouts(method, chunks, num_frames: int) -> dict[str, torch.Tensor]:
+    """Per-frame probabilities ``(T, U)`` of each readout of one video."""
+    if getattr(method, "name", "") != "ks":
+        return {"model": method.predict_video(chunks, num_frames).float()}
+    net = method.net
+    sa, fb = [], []
+    for x in chunks:
+        sa.append(torch.sigmoid(net.spatial_head(net.features_a(x)).float()))
+        fb.append(net.features_b(x))
+    sa_p = torch.cat(sa)[:num_frames]
+    tb_p = method.dense_temporal_probs(torch.cat(fb)[:num_frames]).float()
+    return {"ensemble": 0.5 * (sa_p + tb_p), "S_a": sa_p, "T_b": tb_p}
+
+
+def diagnose(run_dir: Path, split: str, threads: int) -> dict:
+    run_dir = check_run_dir(run_dir)
+    state = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    cfg = build_config(apply_overrides(copy.deepcopy(state["config"]), []))
+    torch.set_num_threads(threads)
+    info = info_from_dict(state["dataset_info"])
+    splits = split_index(read_index(cfg.data, progress=False), cfg.data, cfg.seed)
+    target = {"test": splits.test, "val": splits.val}[split]
+    seed_everything(cfg.seed)
+    model = _eval_model(build_method(cfg, info, None), state).eval()
+    store = open_store(target, cfg.data, progress=False)
+    tf = eval_transform(cfg.data)
+    amp = autocast_factory(cfg.optim.amp, torch.device("cpu"))
+    out: dict[str, list[np.ndarray]] = {}
+    labels = []
+    for vi, rec in enumerate(target.videos):
+        with (amp() if amp else torch.autocast("cpu", enabled=False)):
+            r = video_readouts(model, video_chunks(store, vi, tf, 64, "cpu"), len(rec))
+        for k, v in r.items():
+            out.setdefault(k, []).append(v.numpy())
+        labels.append(rec.labels.astype(np.int64))
+    y = np.concatenate(labels)
+    res = {k: readout_scores(np.concatenate(v), y) for k, v in out.items()}
+    res["_run"] = str(run_dir)
+    res["_best_epoch"] = state["epoch"]
+    res["_aus"] = list(info.aus)
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--split", default="test", choices=["test", "val"])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--json", type=Path, default=None, help="also write every number (per AU too) to this file")
+    a = ap.parse_args()
+    everything = []
+    print("| run | readout | F1 @0.5 | ROC-AUC | oracle F1 (best threshold on test: a bound) | mean prob | base rate |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for run in a.runs:
+        res = diagnose(run, a.split, a.threads)
+        everything.append(res)
+        for k, r in res.items():
+            if k.startswith("_"):
+                continue
+            print(f"| {run.name} | {k} | {100 * r['f1']:.1f} | {r['auc']:.3f} | {100 * r['oracle_f1']:.1f} | "
+                  f"{r['mean_prob']:.3f} | {r['base_rate']:.3f} |", flush=True)
+    if a.json:
+        a.json.write_text(json.dumps(everything, indent=1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

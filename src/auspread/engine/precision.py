@@ -1,0 +1,61 @@
+"""Mixed precision: which autocast a run uses on the device it runs on (``optim.amp``).
+
+``auto`` (the packaged configs' setting) picks the fastest precision the device runs natively:
+
+* CUDA: bf16 where the GPU supports it (Ampere and later), else fp16 with a gradient scaler;
+* CPU: bf16 only where the processor computes it natively (AVX512-BF16 or AMX, as oneDNN reports), else fp32.
+  On a CPU without native bf16 (for example AVX2-only processors) PyTorch emulates bf16 convolutions: measured on
+  such a 2-core AMD EPYC, a ResNet-18 training step at 64 px ran **27× slower** in bf16 than in fp32
+  (docs/BENCHMARKS.md), while on an AMX CPU bf16 is about 2× faster than fp32;
+* anything else (MPS, …): fp32.
+
+An explicit ``bf16`` is honoured everywhere, with one warning on a CPU that would emulate it.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Literal
+
+import torch
+
+Amp = Literal["off", "bf16", "fp16"]
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """True when oneDNN computes bf16 natively on this CPU (AVX512-BF16 / AMX), so bf16 autocast is fast."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
+_warned: set[str] = set()
+
+
+def _say_once(key: str, text: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        print(text, file=sys.stderr)
+
+
+def resolve_amp(amp: str, device: torch.device) -> Amp:
+    """The precision actually used for ``optim.amp`` (``off``, ``bf16``, ``fp16`` or ``auto``) on ``device``."""
+    if amp == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        if device.type == "cpu" and cpu_has_native_bf16():
+            return "bf16"
+        if device.type == "cpu":
+            _say_once("auto-cpu", "optim.amp=auto: training in fp32 (this CPU has no native bf16, which PyTorch "
+                                  "would emulate many times slower)")
+        return "off"
+    if amp == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+        _say_once("bf16-cpu", "warning: optim.amp=bf16 on a CPU without native bf16 (no AVX512-BF16/AMX): PyTorch "
+                              "emulates it, measured 27x slower than fp32 for ResNet-18 training; use optim.amp=auto "
+                              "or optim.amp=off")
+    if amp not in ("off", "bf16", "fp16"):
+        raise ValueError(f"unknown amp {amp!r}")
+    return amp  # type: ignore[return-value]

@@ -1,0 +1,41 @@
+"""Threshold-free diagnostics of one AU's scores: ROC-AUC and the best-threshold ("oracle") F1.
+
+The protocol metric is F1 at threshold 0.5 (``auspread.evaluation.metrics``). These two tell *why* a model scores
+what it does: a model that ranks frames well (high AUC) but is calibrated below 0.5 scores F1 0 at 0.5, and the
+best-threshold F1, chosen on the very frames it is measured on, bounds what a recalibration could give. Neither
+is a result to report as a score. Labels: 1 present, 0 absent, −1 unknown (masked).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import rankdata
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """ROC-AUC by the rank-sum (Mann–Whitney U) formula, ties counted half; NaN unless both classes occur."""
+    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels)
+    known = labels >= 0
+    s, y = scores[known], labels[known]
+    n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    r_pos = rankdata(s)[y == 1].sum()
+    return float((r_pos - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def best_threshold_f1(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The highest F1 over every threshold (calling the top-k scores present, for every k); NaN without positives.
+
+    Tied scores are cut together (a threshold cannot split them)."""
+    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels)
+    known = labels >= 0
+    s, y = scores[known], labels[known] == 1
+    n_pos = int(y.sum())
+    if n_pos == 0:
+        return float("nan")
+    order = np.argsort(-s, kind="stable")
+    s, tp = s[order], np.cumsum(y[order])
+    last_of_tie = np.r_[s[1:] != s[:-1], True]  # cut only after the last of equal scores
+    k = np.arange(1, len(s) + 1)
+    return float((2 * tp / (k + n_pos))[last_of_tie].max())
