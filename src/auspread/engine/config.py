@@ -99,8 +99,9 @@ class OptimConfig(_Strict):
     lr_gamma: float = Field(0.1, gt=0)
     warmup_epochs: float = Field(0.0, ge=0)
     grad_clip: float | None = None
-    # "auto": bf16 where the device computes it natively (AMX/AVX512-BF16 CPUs, recent GPUs; fp16 on older GPUs),
-    # else fp32 (auspread.engine.precision). An explicit bf16 on a CPU without native bf16 runs, emulated and slow.
+    # "auto": bf16 where the device computes it natively (CPUs where oneDNN supports bf16: AVX-512 class, AMX;
+    # recent GPUs; fp16 on older GPUs), else fp32 (auspread.engine.precision). An explicit bf16 on a CPU without
+    # native bf16 runs, emulated and slow (with a warning).
     amp: Literal["off", "bf16", "fp16", "auto"] = "off"
     ema: float | None = Field(None, gt=0, lt=1)  # EMA decay of the weights used for evaluation, if set
 

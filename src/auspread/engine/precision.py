@@ -3,7 +3,8 @@
 ``auto`` (the packaged configs' setting) picks the fastest precision the device runs natively:
 
 * CUDA: bf16 where the GPU supports it (Ampere and later), else fp16 with a gradient scaler;
-* CPU: bf16 only where the processor computes it natively (AVX512-BF16 or AMX, as oneDNN reports), else fp32.
+* CPU: bf16 only where the processor computes it with oneDNN bf16 support (AVX-512-class CPUs;
+  AMX is fastest), as `torch.ops.mkldnn._is_mkldnn_bf16_supported()` reports, else fp32.
   On a CPU without native bf16 (for example AVX2-only processors) PyTorch emulates bf16 convolutions: measured on
   such a 2-core AMD EPYC, a ResNet-18 training step at 64 px ran **27× slower** in bf16 than in fp32
   (docs/BENCHMARKS.md), while on an AMX CPU bf16 is about 2× faster than fp32;
@@ -25,7 +26,7 @@ Amp = Literal["off", "bf16", "fp16"]
 
 @functools.cache
 def cpu_has_native_bf16() -> bool:
-    """True when oneDNN computes bf16 natively on this CPU (AVX512-BF16 / AMX), so bf16 autocast is fast."""
+    """True when oneDNN computes bf16 on this CPU (AVX-512 class, AMX), so bf16 autocast is not emulated."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a build without oneDNN
@@ -53,7 +54,7 @@ def resolve_amp(amp: str, device: torch.device) -> Amp:
                                   "would emulate many times slower)")
         return "off"
     if amp == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
-        _say_once("bf16-cpu", "warning: optim.amp=bf16 on a CPU without native bf16 (no AVX512-BF16/AMX): PyTorch "
+        _say_once("bf16-cpu", "warning: optim.amp=bf16 on a CPU without native bf16 (no AVX-512/AMX): PyTorch "
                               "emulates it, measured 27x slower than fp32 for ResNet-18 training; use optim.amp=auto "
                               "or optim.amp=off")
     if amp not in ("off", "bf16", "fp16"):
