@@ -50,7 +50,7 @@ def resolve_amp(amp: str, device: torch.device) -> Amp:
         if device.type == "cpu" and cpu_has_native_bf16():
             return "bf16"
         if device.type == "cpu":
-            _say_once("auto-cpu", "optim.amp=auto: training in fp32 (this CPU has no native bf16, which PyTorch "
+            _say_once("auto-cpu", "optim.amp=auto: fp32 (this CPU has no native bf16, which PyTorch "
                                   "would emulate many times slower)")
         return "off"
     if amp == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
