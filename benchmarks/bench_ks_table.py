@@ -35,6 +35,8 @@ ROWS = {
     "ks-no-tpl": ("ks_synthetic.yaml", ["method.tpl=false"]),  # Table 3 "SIL+KSM"
     # not in the paper: no LayerNorm in the two token encoders (method.encoder_norm=none; the head diagnosis)
     "ks-no-norm": ("ks_synthetic.yaml", ["method.encoder_norm=none"]),
+    # ... and nn.Linear's initialisation of S_a's per-AU head (head diagnosis row V, the fastest S_a path)
+    "ks-no-norm-linear-head": ("ks_synthetic.yaml", ["method.encoder_norm=none", "method.au_head_init=linear"]),
     # not in the paper: both ResNet-18s start from the supervised cell's trained trunk (same labels, same ratio),
     # standing in for the paper's ImageNet initialisation; needs the "supervised" cell of that ratio first
     "ks-warm": ("ks_synthetic.yaml", []),

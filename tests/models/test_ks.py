@@ -97,6 +97,18 @@ def test_encoder_norm_none_removes_every_layernorm_of_the_encoders(sil):
         _net(12, sil=sil, encoder_norm="batch")
 
 
+def test_au_head_init_options():
+    """trunc-normal 0.02 (default) vs nn.Linear's uniform ±1/sqrt(W) for S_a's per-AU head (weights and bias)."""
+    default, linear = _net(12), _net(12, au_head_init="linear")
+    assert default.au_head_weight.std() < 0.03 and torch.all(default.au_head_bias == 0)
+    bound = 16**-0.5
+    for p in (linear.au_head_weight, linear.au_head_bias):
+        assert p.abs().max() <= bound and p.abs().max() > 0.8 * bound  # fills the range, not stuck near zero
+    assert linear.au_head_weight.std() > 0.1
+    with pytest.raises(ValueError, match="au_head_init"):
+        _net(12, au_head_init="xavier")
+
+
 def test_temporal_embedding_makes_t_b_order_aware():
     net = _net(12).eval()
     tokens = torch.randn(1, 3, 16)

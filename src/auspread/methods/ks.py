@@ -50,6 +50,9 @@ class KSOptions(MethodOptions):
     # "none": no LayerNorm in the token encoders (not in the paper; from random weights the per-token LayerNorm holds
     # S_a on the base-rate plateau: docs/methods/knowledge_spreader.md, "Measured on the synthetic benchmark")
     encoder_norm: Literal["layer", "none"] = "layer"
+    # initialisation of S_a's per-AU linear head: "trunc_normal" (std 0.02, ViT/timm) or "linear" (nn.Linear's
+    # uniform ±1/sqrt(W)); not in the paper. With encoder_norm=none, "linear" is the head diagnosis' fastest S_a (row V)
+    au_head_init: Literal["trunc_normal", "linear"] = "trunc_normal"
     # --- KSM (§3.1.2, Eq. 1-6) ---
     distill: bool = True  # False: Table 3 ablation SIL+TPL (no L_KL^s, L_KL^t; key-frame shifting kept)
     kd_lambda: float = Field(0.5, ge=0, description="λ of Eq. 4 (paper: 0.5)")
@@ -110,6 +113,7 @@ class KnowledgeSpreader(Method):
             encoder_dropout=o.encoder_dropout,
             sil=o.sil,
             encoder_norm=o.encoder_norm,
+            au_head_init=o.au_head_init,
             backbone=o.backbone,
             pretrained=pretrained,
         )

@@ -164,6 +164,7 @@ class KSNet(nn.Module):
         encoder_dropout: float = 0.1,
         sil: Literal["transformer", "mlp"] = "transformer",
         encoder_norm: Literal["layer", "none"] = "layer",
+        au_head_init: Literal["trunc_normal", "linear"] = "trunc_normal",
         backbone: str = "resnet18",
         pretrained: str | None = None,
         tpl_hidden: int = 64,
@@ -180,7 +181,14 @@ class KSNet(nn.Module):
         self.spatial_teacher = TokenEncoder(num_aus, width, heads, depth, ff_mult, encoder_dropout, sil, encoder_norm)
         self.au_head_weight = nn.Parameter(torch.empty(num_aus, width))  # per-AU linear head: logit_u = <w_u, f_u> + b_u
         self.au_head_bias = nn.Parameter(torch.zeros(num_aus))
-        nn.init.trunc_normal_(self.au_head_weight, std=0.02)
+        if au_head_init == "trunc_normal":  # ViT/timm head convention
+            nn.init.trunc_normal_(self.au_head_weight, std=0.02)
+        elif au_head_init == "linear":  # nn.Linear's default: weights and biases uniform in ±1/sqrt(W)
+            bound = width**-0.5
+            nn.init.uniform_(self.au_head_weight, -bound, bound)
+            nn.init.uniform_(self.au_head_bias, -bound, bound)
+        else:
+            raise ValueError(f"au_head_init must be 'trunc_normal' or 'linear', got {au_head_init!r}")
         # branch B: every frame → pooled feature → student j → token → T_b
         self.backbone_b = PooledResNet(backbone, pretrained)
         c = self.backbone_b.out_channels
