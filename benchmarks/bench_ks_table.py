@@ -6,7 +6,8 @@ its method, with the shared budget below. Budget rule (the semi-supervised conve
 takes the same number of optimizer steps with the same number of *labelled* samples per step (16 key frames = 16
 labelled clips for KS, 16 labelled frames for the supervised counterpart); what a method does with unlabelled data
 on top is its own cost. Prints the mean-F1 table and the minutes per cell. Resumable: cells whose run folder has
-results/summary.json are read back, so rows can be run in separate processes (``--rows``) and gathered later.
+results/summary.json are read back, so rows can be run in separate processes (``--rows``) and gathered later, and a
+cell stopped mid-way continues from its last finished epoch (its minutes add the span of its earlier metrics log).
 
 Measurement (docs/BENCHMARKS.md):  python benchmarks/bench_ks_table.py --out runs/ks-table --labels 5,100
 Smoke check (about a minute):      python benchmarks/bench_ks_table.py --quick
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -51,6 +53,17 @@ QUICK = ["data.synth_preset=tiny", "data.image_size=32", "optim.batch_size=4", "
          "optim.steps_per_epoch=2", "method.ramp_epochs=1", "method.unlabelled_from_epoch=1", "eval_every=1"]
 
 
+def _logged_seconds(cell_dir: Path) -> float:
+    """Span of a stopped cell's metrics log (first to last record): the training time it spent before it was
+    stopped, added to a resumed cell's minutes so that the table prints the whole cell's."""
+    log = cell_dir / "metrics.jsonl"
+    if not log.is_file():
+        return 0.0
+    times = [json.loads(line).get("time") for line in log.read_text().splitlines() if line.strip()]
+    times = [t for t in times if isinstance(t, (int, float))]
+    return max(times) - min(times) if len(times) > 1 else 0.0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=None, help="folder of the runs (default: a temporary folder)")
@@ -83,9 +96,17 @@ def main() -> None:
                     raise SystemExit(f"{row} needs the supervised cell first: {warm} not found")
                 extra = extra + [f"pretrained={warm}"]
             overrides = budget + a.set + extra + [f"data.labels={lab}%", f"threads={a.threads}", f"out_dir={out}", f"name={name}"]
+            cell_dir, resume = out / name, None
+            if (cell_dir / "checkpoints" / "last.pt").is_file():  # a killed cell continues from its last epoch
+                resume = cell_dir
+                print(f"{name}: continuing the stopped cell from {cell_dir}/checkpoints/last.pt", flush=True)
+            elif cell_dir.is_dir() and any(cell_dir.iterdir()):  # stopped before its first epoch ended: start again
+                print(f"{name}: {cell_dir} holds no finished epoch; starting the cell again", flush=True)
+                shutil.rmtree(cell_dir)
+            before = _logged_seconds(cell_dir) if resume else 0.0
             t0 = time.time()
-            s = run_training(load_config(REPO / "configs" / cfg_name, overrides), progress=not a.quick).to_dict()
-            s["seconds"] = time.time() - t0
+            s = run_training(load_config(REPO / "configs" / cfg_name, overrides), progress=not a.quick, resume=resume).to_dict()
+            s["seconds"] = time.time() - t0 + before
             results[row, lab] = s
     print("\n| method | " + " | ".join(f"{lab}%" for lab in labels) + " |")
     print("|---|" + "---:|" * len(labels))
