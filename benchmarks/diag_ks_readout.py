@@ -3,7 +3,7 @@
 KS predicts the mean of the Spatial Teacher S_a and the Temporal Teacher T_b probabilities (§6.3). A mean F1 of
 0 at threshold 0.5 can hide a branch that has learned to *rank* frames but is calibrated below 0.5, or a good S_a
 whose probabilities are pulled under 0.5 by a T_b still at the base rates. For every run given (KS or any frame
-method), this evaluates the best checkpoint on the test split (every frame; the run's own data settings) and prints,
+method), this evaluates the best (or ``--checkpoint last``) checkpoint on the test split (every frame; the run's own data settings) and prints,
 per readout:
 
 * mean F1 at threshold 0.5 (the protocol),
@@ -73,9 +73,9 @@ def video_readouts(method, chunks, num_frames: int) -> dict[str, torch.Tensor]:
     return {"ensemble": 0.5 * (sa_p + tb_p), "S_a": sa_p, "T_b": tb_p}
 
 
-def diagnose(run_dir: Path, split: str, threads: int) -> dict:
-    run_dir = check_run_dir(run_dir)
-    state = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+def diagnose(run_dir: Path, split: str, threads: int, checkpoint: str = "best") -> dict:
+    run_dir = check_run_dir(run_dir, need=f"{checkpoint}.pt")
+    state = load_checkpoint(run_dir / "checkpoints" / f"{checkpoint}.pt")
     cfg = build_config(apply_overrides(copy.deepcopy(state["config"]), []))
     torch.set_num_threads(threads)
     info = info_from_dict(state["dataset_info"])
@@ -107,13 +107,15 @@ def main() -> None:
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--split", default="test", choices=["test", "val"])
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--checkpoint", default="best", choices=["best", "last"],
+                    help="best (selected on validation, what the protocol tests) or last (the final epoch)")
     ap.add_argument("--json", type=Path, default=None, help="also write every number (per AU too) to this file")
     a = ap.parse_args()
     everything = []
     print("| run | readout | F1 @0.5 | ROC-AUC | oracle F1 (best threshold on test: a bound) | mean prob | base rate |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for run in a.runs:
-        res = diagnose(run, a.split, a.threads)
+        res = diagnose(run, a.split, a.threads, a.checkpoint)
         everything.append(res)
         for k, r in res.items():
             if k.startswith("_"):
