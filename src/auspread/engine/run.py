@@ -102,13 +102,21 @@ def default_run_name(cfg: RunConfig) -> str:
 
 
 def _new_run_dir(cfg: RunConfig) -> Path:
-    base = Path(cfg.out_dir) / (cfg.name or default_run_name(cfg))
+    return claim_run_dir(Path(cfg.out_dir) / (cfg.name or default_run_name(cfg)))
+
+
+def claim_run_dir(base: Path) -> Path:
+    """Create ``base`` (or ``base-2``, ``base-3`` … if taken) exclusively and return it: concurrent runs with the
+    same name each get their own folder, since ``mkdir`` succeeds for exactly one of them."""
+    base.parent.mkdir(parents=True, exist_ok=True)
     d, k = base, 2
-    while d.exists() and any(d.iterdir()):
-        d = base.with_name(f"{base.name}-{k}")
-        k += 1
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+    while True:
+        try:
+            d.mkdir(exist_ok=False)
+            return d
+        except FileExistsError:
+            d = base.with_name(f"{base.name}-{k}")
+            k += 1
 
 
 def check_run_dir(run_dir: str | Path, need: str = BEST) -> Path:
