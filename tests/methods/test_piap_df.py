@@ -12,7 +12,8 @@ from auspread.engine.loop import LRSchedule, optimizer_factory
 from auspread.errors import ConfigError
 from auspread.methods.base import StepContext
 from auspread.methods.piap_df import PIAPDF, PIAPDFOptions, discrete_feedback_step
-from tests.methods import fakes
+
+from . import fakes
 
 SIZE = 32
 SMALL = dict(encoder="small", width=4, generator_width=4, decoder_width=4, dropout=0.0)
