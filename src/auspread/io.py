@@ -21,6 +21,12 @@ def _publish(tmp: str | Path) -> None:
     os.chmod(tmp, 0o666 & ~_umask())
 
 
+def publish(path: str | Path) -> Path:
+    """Give a finished output the usual permissions (``0666 & ~umask``) and return its path."""
+    _publish(path)
+    return Path(path)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same folder and an atomic rename."""
     path = Path(path)

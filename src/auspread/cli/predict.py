@@ -50,7 +50,7 @@ def predict_cmd(
 
     from auspread.engine.distributed import resolve_device
     from auspread.faces.detect import DetectorOptions
-    from auspread.predict.inputs import expand_inputs
+    from auspread.media import expand_inputs
     from auspread.predict.model import load_model
     from auspread.predict.pipeline import PredictOptions, Predictor
     from auspread.predict.writers import to_frame, write_sidecar, write_table

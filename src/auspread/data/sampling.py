@@ -50,11 +50,11 @@ import numpy as np
 import torch
 
 from auspread.data.index import UNKNOWN, VideoIndex
+from auspread.data.spec import DataSpec
 from auspread.data.store import FrameStore
 from auspread.data.transforms import ClipTransform, StrongClipTransform
-from auspread.engine.config import DataConfig
+from auspread.data.config import DataConfig
 from auspread.errors import DataError
-from auspread.methods.base import DataSpec
 
 
 def subject_ids(index: VideoIndex) -> dict[str, int]:

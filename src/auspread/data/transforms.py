@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as tnf
 import torchvision.transforms.v2.functional as F
 
-from auspread.engine.config import AugmentConfig
+from auspread.data.config import AugmentConfig
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

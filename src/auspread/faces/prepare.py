@@ -44,14 +44,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm import tqdm
 
 from auspread.data.index import ImageFiles, VideoFile, VideoIndex, VideoRecord, index_from_json, index_to_json
+from auspread.data.readers import read_dataset
+from auspread.data.readers.prepared import INDEX_NAME, read_prepared  # noqa: F401 (re-exported)
 from auspread.errors import DataError
 from auspread.faces.align import (DEFAULT_MARGIN, alignment_matrices, centre_square_matrix, transform_points, warp,
                                   warp_many)
 from auspread.faces.detect import Detections, DetectorOptions, FaceDetector
 from auspread.faces.track import iou
-from auspread.io import atomic_write_text
+from auspread.io import atomic_write_text, publish
+from auspread.media import VideoSource, load_image
 
-INDEX_NAME = "auspread_index.json"
 REPORT_NAME = "prepare_report.json"
 
 
@@ -85,14 +87,10 @@ def record_frames(rec: VideoRecord) -> Iterator[np.ndarray]:
     """The record's frames in order as ``(H, W, 3)`` uint8 RGB (lazily)."""
     src = rec.source
     if isinstance(src, ImageFiles):
-        from auspread.predict.inputs import load_image
-
         for p in src.paths:
             yield load_image(p)
         return
     assert isinstance(src, VideoFile)
-    from auspread.predict.inputs import VideoSource
-
     want = list(src.indices)
     pos = 0
     got = 0
@@ -260,12 +258,6 @@ def _save_npz(path: Path, frame_numbers: np.ndarray, points: np.ndarray) -> None
     from auspread.io import atomic_write_bytes
 
     atomic_write_bytes(path, buf.getvalue())
-    _publish(path)
-
-
-def _publish(path: Path) -> None:
-    from auspread.predict.writers import publish
-
     publish(path)
 
 
@@ -289,8 +281,6 @@ def _work(rec_json: str, out: str, opts_json: str, aligned: bool, offset: int) -
 def prepare_dataset(raw: str | Path, out: str | Path, dataset: str, options: PrepareOptions | None = None,
                     progress: bool = True, reader_options: dict | None = None) -> dict:
     """Run the pipeline (see the module docstring); returns the report (also written to ``prepare_report.json``)."""
-    from auspread.data.readers import read_dataset
-
     opts = options or PrepareOptions()
     raw, out = Path(raw), Path(out)
     if out.resolve() == raw.resolve() or raw.resolve() in out.resolve().parents:
@@ -346,7 +336,7 @@ def prepare_dataset(raw: str | Path, out: str | Path, dataset: str, options: Pre
         "per_video": {vid: {k: v for k, v in e.items() if k != "images"} for vid, e in entries.items()},
     }
     atomic_write_text(out / REPORT_NAME, json.dumps(report, indent=1))
-    _publish(out / REPORT_NAME)
+    publish(out / REPORT_NAME)
     if errors:
         first = next(iter(errors.values()))
         raise DataError(out, f"{len(errors)} of {len(index.videos)} videos failed (first: {first}); the others are "
@@ -379,20 +369,4 @@ def _write_index(index: VideoIndex, done: list[VideoRecord], entries: dict, out:
         videos.append(dataclasses.replace(v, source=ImageFiles(tuple(e["images"])), landmarks=lm, meta=meta))
     prepared = VideoIndex(index.dataset, index.aus, videos, index.fps, root=".")
     atomic_write_text(out / INDEX_NAME, index_to_json(prepared))
-    _publish(out / INDEX_NAME)
-
-
-def read_prepared(root: str | Path) -> VideoIndex:
-    """Load ``OUT/auspread_index.json`` written by :func:`prepare_dataset` (image paths made absolute)."""
-    root = Path(root)
-    path = root / INDEX_NAME if root.is_dir() else root
-    if not path.is_file():
-        raise DataError(path, "not found (run `auspread prepare` first)")
-    try:
-        index = index_from_json(path.read_text())
-    except (json.JSONDecodeError, KeyError, ValueError) as e:
-        raise DataError(path, f"not a valid prepared index ({e})") from None
-    base = path.parent
-    videos = [dataclasses.replace(v, source=ImageFiles(tuple(str(base / p) for p in v.source.paths)))
-              for v in index.videos]
-    return dataclasses.replace(index, videos=videos, root=str(base))
+    publish(out / INDEX_NAME)

@@ -11,7 +11,7 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from auspread.io import atomic_path
-from auspread.predict.inputs import Source
+from auspread.media import Source
 
 
 def _codec() -> str:
@@ -90,6 +90,6 @@ def write_overlay(source: Source, df: pd.DataFrame, path: str | Path, threshold:
                     out.mux(pkt)
         finally:
             out.close()
-    from auspread.predict.writers import publish
+    from auspread.io import publish
 
     return publish(path)

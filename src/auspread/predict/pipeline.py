@@ -30,7 +30,7 @@ from auspread.errors import DataError
 from auspread.faces.align import DEFAULT_MARGIN, DEFAULT_SIZE, alignment_matrices, centre_square_matrix, warp
 from auspread.faces.detect import Detections, DetectorOptions, FaceDetector
 from auspread.faces.track import IoUTracker
-from auspread.predict.inputs import Frame, Source
+from auspread.media import Frame, Source
 
 
 class PredictOptions(BaseModel):
@@ -95,7 +95,7 @@ def _chosen_matrix(det: Detections, k: int, size: int, margin: float) -> np.ndar
 
 
 class Predictor:
-    """Runs a :class:`ModelBundle` over :class:`~auspread.predict.inputs.Source` objects."""
+    """Runs a :class:`ModelBundle` over :class:`~auspread.media.Source` objects."""
 
     def __init__(self, model: ModelBundle, options: PredictOptions | None = None,
                  detector: FaceDetector | None = None):

@@ -44,6 +44,6 @@ def plot_timeline(df: pd.DataFrame, path: str | Path, title: str = "", face_id: 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
-    from auspread.predict.writers import publish
+    from auspread.io import publish
 
     return publish(path)

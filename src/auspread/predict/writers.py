@@ -27,7 +27,7 @@ import pandas as pd
 
 from auspread.aus import au_codes
 from auspread.errors import ConfigError
-from auspread.io import atomic_path, atomic_write_text
+from auspread.io import atomic_path, atomic_write_text, publish
 from auspread.predict.pipeline import PredictionTable
 
 
@@ -60,18 +60,6 @@ def to_frame(table: PredictionTable, threshold: float = 0.5, all_faces: bool = F
         data[f"{c}_p"] = np.round(probs[:, j], 4)
     df = pd.DataFrame(data)
     return df[columns(table.aus, all_faces)]
-
-
-def publish(path: str | Path) -> Path:
-    """Give a finished output the usual permissions (``0666 & ~umask``): atomic writes go through ``mkstemp``,
-    whose temporary files are private (0600)."""
-    import os
-
-    path = Path(path)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-    return path
 
 
 def write_table(df: pd.DataFrame, path: str | Path, fmt: str = "csv") -> Path:

@@ -14,20 +14,11 @@ from typing import Callable
 import pandas as pd
 
 from auspread.data.index import VideoIndex
-from auspread.data.readers import bp4d, bp4d_plus, disfa, generic, lists
+from auspread.data.readers import bp4d, bp4d_plus, disfa, generic, lists, prepared
 from auspread.data.readers._common import find_child
 from auspread.errors import ConfigError, DataError
 
-def _read_prepared(root: str | Path, **options) -> VideoIndex:
-    """An ``auspread prepare`` output folder (its ``auspread_index.json``); takes no options."""
-    if options:
-        raise ConfigError(f"the prepared reader takes no options, got {', '.join(options)}")
-    from auspread.faces.prepare import read_prepared  # lazy: imports torch
-
-    return read_prepared(root)
-
-
-PREPARED_INDEX = "auspread_index.json"
+PREPARED_INDEX = prepared.INDEX_NAME
 
 READERS: dict[str, Callable[..., VideoIndex]] = {
     "bp4d": bp4d.read,
@@ -35,7 +26,7 @@ READERS: dict[str, Callable[..., VideoIndex]] = {
     "disfa": disfa.read,
     "lists": lists.read,
     "generic": generic.read,
-    "prepared": _read_prepared,
+    "prepared": prepared.read,
 }
 
 _ALIASES = {"bp4dplus": "bp4d+", "bp4d_plus": "bp4d+", "bp4d-plus": "bp4d+", "mmse": "bp4d+", "list": "lists",
