@@ -128,7 +128,7 @@ def test_gradient_flow_of_each_term(m):
     # Eq. 4 supervised part: S_a only its branch; the student term only the *active* student S_b^m
     assert on["sa_bce"] == BRANCH_A
     assert on["student_bce"] == {"backbone_b"} | active
-    # optional direct T_b term (w_tb): T_b, its head and every frame token
+    # T_b's own BCE (Eq. 4's temporal pair, w_tb): T_b, its head and every frame token
     assert on["tb_bce"] == {"backbone_b", "temporal_teacher", "frame_head"} | students
     # Eq. 1: S_a → S_b^m with a detached ensemble target: S_a is not updated
     assert on["kl_spatial"] == {"backbone_b"} | active
@@ -167,18 +167,31 @@ def test_branch_a_sees_the_key_frame():
 # --- schedule ------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("progress,expected", [(0.0, math.exp(-5.0)), (2.5, math.exp(-1.25)), (5.0, 1.0), (12.0, 1.0)])
 def test_ramp_up_in_train_step(progress, expected):
+    """Eq. 7-8 with the defaults: w(t) ramps L_PL, L_self and KSM's two KL terms; T_b carries its own BCE."""
     method = _method()
     torch.manual_seed(1)
     out = method.train_step(_batch(), _ctx(progress))
     assert out.logs["ramp"] == pytest.approx(expected)
     lg = out.logs
     o = method.options
-    ksm = lg["l_sa_bce"] + lg["l_student_bce"] + o.kd_lambda * (lg["l_kl_spatial"] + lg["l_kl_temporal"])
-    total = lg["l_ens_bce"] + ksm + expected * (lg["l_pl"] + lg["l_self"])  # Eq. 7 with unit weights
+    assert o.w_tb == 1.0 and o.distill_ramp
+    ksm = lg["l_sa_bce"] + lg["l_student_bce"] + expected * o.kd_lambda * (lg["l_kl_spatial"] + lg["l_kl_temporal"])
+    total = lg["l_ens_bce"] + ksm + lg["l_tb_bce"] + expected * (lg["l_pl"] + lg["l_self"])  # Eq. 7, unit weights
     assert float(out.loss.detach()) == pytest.approx(total, rel=1e-5)
 
 
-def test_optional_direct_t_b_term_adds_to_the_loss():
+def test_distillation_at_full_strength_without_its_ramp():
+    method = _method(distill_ramp=False, w_tb=0.0)
+    torch.manual_seed(1)
+    out = method.train_step(_batch(), _ctx(0.0))
+    lg = out.logs
+    assert lg["l_kl_spatial"] > 0 and lg["l_kl_temporal"] > 0
+    ksm = lg["l_sa_bce"] + lg["l_student_bce"] + 0.5 * (lg["l_kl_spatial"] + lg["l_kl_temporal"])
+    total = lg["l_ens_bce"] + ksm + math.exp(-5.0) * (lg["l_pl"] + lg["l_self"])
+    assert float(out.loss.detach()) == pytest.approx(total, rel=1e-5)
+
+
+def test_t_b_term_weight_adds_to_the_loss():
     method = _method(w_tb=2.0)
     torch.manual_seed(1)
     out = method.train_step(_batch(), _ctx(6.0))

@@ -38,3 +38,74 @@ def test_a_checkpoint_without_a_resnet_is_a_config_error(tmp_path):
     torch.save({"model": {"head.weight": torch.zeros(2, 2)}, "config": {}}, ckpt)
     with pytest.raises(ConfigError, match="no ResNet trunk"):
         build_torchvision("resnet18", str(ckpt))
+
+
+# --- ImageNet weights: from the torch cache, downloaded where online, refused otherwise -------------------------------
+def _fake_imagenet_file(monkeypatch, tmp_path, name="resnet18", spec="imagenet"):
+    """A torch hub folder in tmp_path holding a 'downloaded' weights file with recognisable (non-default) values."""
+    from auspread.models import backbones as B
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    torch.manual_seed(5)
+    state = B._BACKBONES[name][0](weights=None).state_dict()
+    state["conv1.weight"] = torch.full_like(state["conv1.weight"], 0.125)
+    return B.imagenet_cache_file(name, spec), state
+
+
+@pytest.mark.parametrize("spec", ["imagenet", "IMAGENET1K_V1", "DEFAULT"])
+def test_imagenet_weights_are_loaded_from_the_torch_cache(monkeypatch, tmp_path, spec):
+    from auspread.models import backbones as B
+
+    path, state = _fake_imagenet_file(monkeypatch, tmp_path, spec=spec)
+    assert path.parent == tmp_path / "hub" / "checkpoints" and path.name.startswith("resnet18-")
+    path.parent.mkdir(parents=True)
+    torch.save(state, path)
+    monkeypatch.setattr(B, "download_weights", lambda url, dst: pytest.fail("must not download a cached file"))
+    model = build_torchvision("resnet18", spec)
+    assert torch.equal(model.conv1.weight, state["conv1.weight"])
+
+
+def test_imagenet_weights_are_downloaded_into_the_cache_where_online(monkeypatch, tmp_path):
+    from auspread.models import backbones as B
+
+    path, state = _fake_imagenet_file(monkeypatch, tmp_path)
+    calls = []
+
+    def fake_download(url, dst):
+        calls.append((url, dst))
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(state, dst)
+
+    monkeypatch.setattr(B, "download_weights", fake_download)
+    model = build_torchvision("resnet18", "imagenet")
+    assert len(calls) == 1 and calls[0][1] == path and calls[0][0].endswith(path.name)
+    assert torch.equal(model.conv1.weight, state["conv1.weight"])
+
+
+def test_imagenet_refuses_with_a_clear_error_when_neither_cache_nor_network(monkeypatch, tmp_path):
+    """Never random weights under an ImageNet label: the error names the file and where to put it."""
+    from auspread.models import backbones as B
+
+    path, _ = _fake_imagenet_file(monkeypatch, tmp_path)
+
+    def offline(url, dst):
+        raise OSError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(B, "download_weights", offline)
+    with pytest.raises(ConfigError) as e:
+        KnowledgeSpreader(KSOptions(clip_len=3, width=16, heads=4, depth=1), _info(), pretrained="imagenet")
+    msg = str(e.value)
+    assert path.name in msg and str(path.parent) in msg and "random weights" in msg
+    assert not path.exists()
+
+
+def test_unknown_torchvision_weights_name_is_a_config_error():
+    with pytest.raises(ConfigError, match="IMAGENET1K_V9"):
+        build_torchvision("resnet18", "IMAGENET1K_V9")
+
+
+def test_imagenet_spec_recognises_names_not_paths():
+    from auspread.models.backbones import is_imagenet_spec
+
+    assert all(is_imagenet_spec(s) for s in ("imagenet", "ImageNet", "IMAGENET1K_V1", "imagenet1k_v2", "DEFAULT"))
+    assert not any(is_imagenet_spec(s) for s in (None, "", "runs/x/best.pt", "resnet18.pth"))

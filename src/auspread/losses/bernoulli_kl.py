@@ -4,13 +4,17 @@ The symbols of KS Eq. 1–2 are lost in the available copy of the paper. From th
 the probability distributions of the student networks and their corresponding ensembles", temperature τ = 1,
 batch size B, online distillation after Guo et al. [8], Hinton et al. [10]) we reconstruct::
 
-    L_KL = (τ² / B) Σ_i KL( p_t^i ‖ q^i ),     KL(p ‖ q) = Σ_{j=1..U} [ p_j log(p_j / q_j) + (1 − p_j) log((1 − p_j) / (1 − q_j)) ]
+    L_KL = τ² · (1 / (B·U)) Σ_i Σ_{j=1..U} KL( Bern(p_ij) ‖ Bern(q_ij) ),
+    KL(Bern(p) ‖ Bern(q)) = p log(p / q) + (1 − p) log((1 − p) / (1 − q))
 
 AU detection is multi-label, so each network output is a vector of U independent Bernoulli distributions
-``q_j = σ(z_j / τ)``; the KL of a product of independent Bernoullis is the *sum* of the per-AU KLs (summed over AUs,
-averaged over the batch). The direction is KL(target ‖ student), as in Hinton distillation: the student is pulled
-towards the target. The target is **detached**: distillation only updates the student (the target network learns
-from its own supervised terms), as in online ensemble distillation.
+``q_j = σ(z_j / τ)``. The per-AU KLs are **averaged** over AUs and the batch, exactly like the weighted BCE of Eq. 3
+(``weighted_bce.py``) averages over AUs and frames: Eq. 4 weighs a network's distillation term against its supervised
+term with λ = 0.5, and that trade-off only means "half as much as a label" when both terms use the same reduction.
+(Until 2026-12 the KL was *summed* over AUs, which weighed it λ·U per AU against the labels: 6× on BP4D; issue 17.)
+The direction is KL(target ‖ student), as in Hinton distillation: the student is pulled towards the target. The
+target is **detached**: distillation only updates the student (the target network learns from its own supervised
+terms), as in online ensemble distillation.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import torch.nn.functional as F
 
 
 def bernoulli_kl(target_probs: torch.Tensor, student_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """``(τ²/B) Σ_i Σ_j KL(Bern(p_ij) ‖ Bern(σ(z_ij/τ)))`` with the target detached.
+    """``τ² · mean_{i,j} KL(Bern(p_ij) ‖ Bern(σ(z_ij/τ)))`` (mean over the batch and the U AUs), target detached.
 
     Args:
         target_probs: ``(B, U)`` soft targets ``p_t`` in [0, 1] (already softened at τ by the caller).
@@ -41,8 +45,8 @@ def bernoulli_kl(target_probs: torch.Tensor, student_logits: torch.Tensor, tempe
     # p log p + (1-p) log(1-p)  -  [p log q + (1-p) log(1-q)],  with log q = logσ(z), log(1-q) = logσ(-z)
     neg_entropy = torch.xlogy(p, p) + torch.xlogy(1.0 - p, 1.0 - p)
     cross = p * F.logsigmoid(z) + (1.0 - p) * F.logsigmoid(-z)
-    kl = (neg_entropy - cross).sum(dim=-1)  # (B,) sum over AUs
-    return kl.mean() * temperature**2
+    kl = neg_entropy - cross  # (B, U)
+    return kl.mean() * temperature**2  # mean over AUs and the batch: the reduction of the Eq. 3 BCE
 
 
 def bernoulli_kl_from_logits(teacher_logits: torch.Tensor, student_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
