@@ -33,7 +33,7 @@ def _main(
 
 
 # command modules, each with register(app); a module not written yet is skipped
-for _name in ["synth", "data", "prepare", "train", "study", "predict", "export"]:
+for _name in ["synth", "data", "prepare", "train", "pretrain", "study", "predict", "export"]:
     try:
         importlib.import_module(f"auspread.cli.{_name}").register(app)
     except ModuleNotFoundError as _e:

@@ -188,6 +188,9 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     get_method(cfg.method.name)  # an unknown method or weights file fails before any work
+    from auspread.pretrain.run import resolve_pretrained  # pretrain:auto, pretrain run folders, trunk checks
+
+    cfg = resolve_pretrained(cfg, progress=show)
     if cfg.pretrained not in (None, "imagenet") and not Path(cfg.pretrained).is_file():
         raise ConfigError(f"{cfg.pretrained}: pretrained weights file not found (pretrained=imagenet or a local .pth)")
     if cfg.optim.batch_size % dist.world_size:
