@@ -11,8 +11,6 @@ A run folder holds ``config.yaml``, ``data.json`` (subjects of each split, label
 
 from __future__ import annotations
 
-import copy
-import inspect
 import json
 import os
 import re
@@ -25,17 +23,18 @@ import torch
 
 from auspread.engine import distributed as D
 from auspread.engine.checkpoint import BEST, LAST, load_checkpoint
-from auspread.engine.config import RunConfig, apply_overrides, build_config, config_to_dict, dump_yaml
+from auspread.engine.config import RunConfig, build_config, config_to_dict, dump_yaml
 from auspread.engine.data import (Splits, dataset_info, eval_transform, info_from_dict, info_to_dict, label_summary,
                                   open_store, read_index, split_index)
 from auspread.engine.logging import RunLogger
 from auspread.engine.loop import FitResult, Trainer, TrainHooks, autocast_factory, seed_everything
+from auspread.engine.restore import build_method, check_run_dir, eval_weights, load_trained  # noqa: F401 (re-exported)
 from auspread.errors import ConfigError, DataError, RunError
 from auspread.evaluation.dense import evaluate_split
 from auspread.evaluation.metrics import AUScores, all_positive_f1
-from auspread.evaluation.report import write_results
+from auspread.evaluation.report import markdown_table, write_results
 from auspread.io import atomic_write_text
-from auspread.methods.base import DatasetInfo, Method, get_method
+from auspread.methods.base import get_method
 
 
 @dataclass
@@ -79,18 +78,6 @@ class CVResult:
 
 
 # --- building blocks -------------------------------------------------------------------------------------------
-def build_method(cfg: RunConfig, info: DatasetInfo, pretrained: str | None = None) -> Method:
-    """The method of ``cfg`` built for ``info``. Methods whose constructor takes ``pretrained`` get it."""
-    cls = get_method(cfg.method.name)
-    params = inspect.signature(cls.__init__).parameters
-    kwargs = {}
-    if "pretrained" in params:
-        kwargs["pretrained"] = pretrained
-    elif pretrained:
-        raise ConfigError(f"method {cfg.method.name!r} does not take pretrained weights (pretrained={pretrained!r})")
-    return cls(cfg.method, info, **kwargs)
-
-
 def _slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]+", "-", s).strip("-")
 
@@ -119,29 +106,11 @@ def claim_run_dir(base: Path) -> Path:
             k += 1
 
 
-def check_run_dir(run_dir: str | Path, need: str = BEST) -> Path:
-    run_dir = Path(run_dir)
-    if not run_dir.exists():
-        raise RunError(f"{run_dir}: run folder does not exist")
-    if not run_dir.is_dir() or not (run_dir / "config.yaml").is_file():
-        raise RunError(f"{run_dir}: not a run folder (no config.yaml; expected the folder `auspread train` printed)")
-    if not (run_dir / "checkpoints" / need).is_file():
-        raise RunError(f"{run_dir}: run has no checkpoints/{need} (it was stopped before its first epoch ended?)")
-    return run_dir
+_eval_model = eval_weights  # the former private name (benchmarks/diag_* use it)
 
 
 def _autocast(cfg: RunConfig, device: torch.device):
     return autocast_factory(cfg.optim.amp, device)
-
-
-def _eval_model(method: Method, state: dict) -> Method:
-    """The weights used for evaluation: the EMA weights if the run kept them, else the model's."""
-    method.load_state_dict(state["model"])
-    if state.get("ema") is not None:
-        ema = copy.deepcopy(method)
-        ema.load_state_dict(state["ema"])
-        return ema
-    return method
 
 
 def _open_stores(dist: D.DistInfo, progress: bool, dc, indexes: list) -> list:
@@ -247,7 +216,7 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
 
     # final evaluation of the selected checkpoint on the test subjects
     best = load_checkpoint(run_dir / "checkpoints" / BEST)
-    model = _eval_model(method, best)
+    model = eval_weights(method, best)
     scores, preds = evaluate_split(model, test_store, splits.test, tf, device, dist=dist, autocast=autocast,
                                    keep_predictions=True, progress=show, desc="test")
     selected = "test" if splits.val_is_test else ("val" if splits.val is not None else "last")
@@ -286,11 +255,9 @@ def evaluate_run(run_dir: str | Path, data_overrides: list[str] | None = None, s
     if split not in ("test", "val", "train"):
         raise ConfigError(f"split must be test, val or train, got {split!r}")
     run_dir = check_run_dir(run_dir)
-    state = load_checkpoint(run_dir / "checkpoints" / BEST)
-    raw = copy.deepcopy(state["config"])
     ov = [o if o.startswith("data.") else f"data.{o}" for o in (data_overrides or [])]
-    cfg = build_config(apply_overrides(raw, ov))
-    info = info_from_dict(state["dataset_info"])
+    trained = load_trained(run_dir, overrides=ov)
+    cfg, info, state = trained.cfg, trained.info, trained.state
     device = D.resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -302,8 +269,7 @@ def evaluate_run(run_dir: str | Path, data_overrides: list[str] | None = None, s
     if target is None or not target.videos:
         raise DataError(index.root or cfg.data.dataset, f"no {split} subjects for this run's split settings")
     seed_everything(cfg.seed)
-    method = build_method(cfg, info, None).to(device)
-    model = _eval_model(method, state)
+    model = trained.method.to(device)
     store = open_store(target, cfg.data, progress)
     scores, preds = evaluate_split(model, store, target, eval_transform(cfg.data), device,
                                    autocast=_autocast(cfg, device), keep_predictions=True, progress=progress, desc=split)
@@ -345,26 +311,10 @@ def run_cv(cfg: RunConfig, folds: tuple[int, ...] = (1, 2, 3), progress: bool = 
     sel = summaries[0].selected_on
     md = [f"# {cfg.method.name}: {len(folds)}-fold cross-validation, test F1 (%)", "",
           f"- dataset: {cfg.data.dataset}; labels: {cfg.data.labels}; model selection: {sel}", "",
-          df.to_markdown(floatfmt=".1f") if _has_tabulate() else _md_table(df), ""]
+          markdown_table([""] + [str(c) for c in df.columns],
+                         [[str(i)] + [f"{v:.1f}" for v in row.values] for i, row in df.iterrows()]), ""]
     markdown = "\n".join(md)
     if int(os.environ.get("RANK", "0")) == 0:  # rank 0 writes (under torchrun every rank runs every fold)
         atomic_write_text(cv_dir / "cv.md", markdown)
         atomic_write_text(cv_dir / "cv.csv", df.to_csv(float_format="%.4f"))
     return CVResult(cv_dir, summaries, df, markdown)
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-
-        return True
-    except ImportError:
-        return False
-
-
-def _md_table(df) -> str:
-    cols = [str(c) for c in df.columns]
-    out = ["| | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
-    for idx, row in df.iterrows():
-        out.append(f"| {idx} | " + " | ".join(f"{v:.1f}" for v in row.values) + " |")
-    return "\n".join(out)

@@ -117,8 +117,7 @@ class KnowledgeSpreader(Method):
             backbone=o.backbone,
             pretrained=pretrained,
         )
-        w = info.class_weights if o.class_weights else torch.ones(info.num_aus)
-        self.register_buffer("class_weights", torch.as_tensor(w, dtype=torch.float32).clone(), persistent=True)
+        self.register_class_weights(info, o.class_weights)
         self._pl_counts: dict[str, float] = {}  # pseudo-label accuracy counts of the current epoch (logging only)
 
     def data_spec(self) -> DataSpec:
