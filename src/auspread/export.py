@@ -36,17 +36,10 @@ class ExportResult:
 
 def load_run_model(run_dir: str | Path):
     """``(method, cfg, info)`` of a run folder, rebuilt from ``checkpoints/best.pt`` alone (EMA weights if kept)."""
-    from auspread.engine.checkpoint import BEST, load_checkpoint
-    from auspread.engine.config import build_config
-    from auspread.engine.data import info_from_dict
-    from auspread.engine.run import _eval_model, build_method, check_run_dir
+    from auspread.engine.restore import check_run_dir, load_trained
 
-    run_dir = check_run_dir(run_dir)
-    state = load_checkpoint(Path(run_dir) / "checkpoints" / BEST)
-    cfg = build_config(state["config"])
-    info = info_from_dict(state["dataset_info"])
-    method = _eval_model(build_method(cfg, info, None), state).eval()
-    return method, cfg, info
+    t = load_trained(check_run_dir(run_dir))
+    return t.method, t.cfg, t.info
 
 
 def _check_onnx() -> None:

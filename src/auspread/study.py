@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from auspread.engine.config import LabelRegime, apply_overrides, build_config, config_to_dict
 from auspread.errors import ConfigError, DataError, RunError
+from auspread.evaluation.report import markdown_table
 from auspread.io import atomic_write_bytes, atomic_write_text
 
 RESULTS = "results.jsonl"
@@ -436,10 +437,7 @@ def _cell_text(ms: tuple[float, float, int] | None, show_std: bool) -> str:
 
 def _table(header: list[str], rows: list[list[str]], bold: set[tuple[int, int]], fmt: str) -> str:
     if fmt == "md":
-        cells = [[f"**{c}**" if (i, j) in bold else c for j, c in enumerate(row)] for i, row in enumerate(rows)]
-        lines = ["| " + " | ".join(header) + " |", "|" + "|".join([" --- "] + [" ---: "] * (len(header) - 1)) + "|"]
-        lines += ["| " + " | ".join(r) + " |" for r in cells]
-        return "\n".join(lines)
+        return markdown_table(header, rows, bold)
     th = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = []
     for i, row in enumerate(rows):

@@ -91,3 +91,11 @@ def test_reports_are_written(tmp_path):
     md = format_markdown(scores, "title", ["note"])
     assert md.startswith("# title") and "| mean |" in md
     assert paths["csv"].read_text().splitlines()[-1].startswith("mean,")
+
+
+def test_markdown_table_aligns_and_bolds():
+    from auspread.evaluation.report import markdown_table
+
+    md = markdown_table(["method", "1%", "5%"], [["ks", "10.0", "20.0"], ["sup", "12.0", "18.0"]], {(1, 1), (0, 2)})
+    assert md.splitlines() == ["| method | 1% | 5% |", "|---|---:|---:|", "| ks | 10.0 | **20.0** |",
+                               "| sup | **12.0** | 18.0 |"]

@@ -47,16 +47,21 @@ def format_table(scores: AUScores, title: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def markdown_table(header: list[str], rows: list[list[str]], bold: set[tuple[int, int]] = frozenset()) -> str:
+    """A Markdown table: first column left-aligned, the others right-aligned; ``bold`` holds ``(row, column)``
+    cells to set in bold. The one table writer of reports, cross-validation and studies."""
+    cells = [[f"**{c}**" if (i, j) in bold else c for j, c in enumerate(row)] for i, row in enumerate(rows)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells])
+
+
 def format_markdown(scores: AUScores, title: str | None = None, notes: list[str] | None = None) -> str:
     out = [f"# {title}", ""] if title else []
     for n in notes or []:
         out.append(f"- {n}")
     if notes:
         out.append("")
-    out.append("| " + " | ".join(_HEAD) + " |")
-    out.append("|" + "|".join(["---"] + ["---:"] * (len(_HEAD) - 1)) + "|")
-    for r in _rows(scores):
-        out.append("| " + " | ".join(v.strip() for v in r) + " |")
+    out.append(markdown_table(_HEAD, [[v.strip() for v in r] for r in _rows(scores)]))
     out.append("")
     out.append("F1, precision, recall and accuracy in %, frame-based at threshold 0.5, unknown labels masked; "
                "mean = unweighted mean over AUs.")

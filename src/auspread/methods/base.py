@@ -99,6 +99,12 @@ class Method(nn.Module):
         self.options = options
         self.info = info
 
+    def register_class_weights(self, info: DatasetInfo, enabled: bool) -> None:
+        """Register the ``class_weights`` buffer ``(U,)`` (saved with the weights): the training split's per-AU
+        weights ``info.class_weights`` if ``enabled``, else ones."""
+        w = info.class_weights if enabled else torch.ones(info.num_aus)
+        self.register_buffer("class_weights", torch.as_tensor(w, dtype=torch.float32).clone(), persistent=True)
+
     # --- training ----------------------------------------------------------------------------------------
     def data_spec(self) -> DataSpec:
         return DataSpec()

@@ -87,8 +87,7 @@ class MDHR(Method):
             edges=options.edges,
             region_linear=rl,
         )
-        w = info.class_weights if options.class_weights else torch.ones(info.num_aus)
-        self.register_buffer("class_weights", torch.as_tensor(w, dtype=torch.float32).clone(), persistent=True)
+        self.register_class_weights(info, options.class_weights)
 
     def data_spec(self) -> DataSpec:
         return DataSpec(clip_len=self.options.clip_len, sampling="video_windows")

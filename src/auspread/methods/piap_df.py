@@ -214,8 +214,7 @@ class PIAPDF(Method):
         if "df" in self.stages:
             self.teacher = copy.deepcopy(self.main)
             self.register_buffer("df_ready", torch.zeros((), dtype=torch.bool))
-        w = info.class_weights if o.class_weights else torch.ones(u)
-        self.register_buffer("class_weights", torch.as_tensor(w, dtype=torch.float32).clone())
+        self.register_class_weights(info, o.class_weights)
         self._roles: list[str] = []
 
     # --- stages ------------------------------------------------------------------------------------------------

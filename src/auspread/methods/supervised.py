@@ -36,8 +36,7 @@ class Supervised(Method):
         self.backbone = PooledResNet(options.backbone, pretrained)
         self.dropout = nn.Dropout(options.dropout)
         self.head = nn.Linear(feature_dim(options.backbone), info.num_aus)
-        w = info.class_weights if options.class_weights else torch.ones(info.num_aus)
-        self.register_buffer("class_weights", torch.as_tensor(w, dtype=torch.float32).clone(), persistent=True)
+        self.register_class_weights(info, options.class_weights)
 
     def data_spec(self) -> DataSpec:
         return DataSpec(clip_len=1, sampling="key_frames")

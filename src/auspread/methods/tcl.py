@@ -73,8 +73,7 @@ class TCL(Method):
     def __init__(self, options: TCLOptions, info: DatasetInfo, pretrained: str | None = None):
         super().__init__(options, info)
         self.net = TCLNet(info.num_aus, options.backbone, pretrained, options.temporal_shift, options.shift_div, options.dropout)
-        w = info.class_weights if options.class_weights else torch.ones(info.num_aus)
-        self.register_buffer("class_weights", torch.as_tensor(w, dtype=torch.float32).clone(), persistent=True)
+        self.register_class_weights(info, options.class_weights)
 
     def data_spec(self) -> DataSpec:
         return DataSpec(clip_len=self.options.clip_len, sampling="key_frames", unlabelled_ratio=self.options.unlabelled_ratio)
