@@ -32,13 +32,17 @@ def _main(
     """auspread: train, evaluate and run AU detectors (Knowledge-Spreader, MDHR, PIAP-DF, SSL baselines)."""
 
 
-# command modules, each with register(app); a module not written yet is skipped
-for _name in ["synth", "data", "prepare", "train", "pretrain", "study", "predict", "export"]:
-    try:
-        importlib.import_module(f"auspread.cli.{_name}").register(app)
-    except ModuleNotFoundError as _e:
-        if _e.name != f"auspread.cli.{_name}":
-            raise
+# command modules, each with register(app); one line per module
+_COMMANDS = ["synth", "data", "prepare", "train", "pretrain", "study", "predict", "export"]
+
+
+def register_commands(names: list[str]) -> None:
+    """Add each command module's commands to ``app``. A missing or broken module fails loudly."""
+    for name in names:
+        importlib.import_module(f"auspread.cli.{name}").register(app)
+
+
+register_commands(_COMMANDS)
 
 
 def main() -> None:

@@ -7,11 +7,13 @@ from auspread.methods.base import DataSpec, DatasetInfo, Method, MethodOptions, 
 # One line per method module; each registers itself with @register_method.
 _MODULES = ["supervised", "ks", "pseudo_label", "fixmatch", "tcl", "mdhr", "piap_df"]
 
-for _m in _MODULES:
-    try:
-        importlib.import_module(f"auspread.methods.{_m}")
-    except ModuleNotFoundError as _e:  # a method module not written yet
-        if _e.name != f"auspread.methods.{_m}":
-            raise
+
+def import_modules(names: list[str]) -> None:
+    """Import each method module (it registers itself). A missing or broken module fails loudly."""
+    for m in names:
+        importlib.import_module(f"auspread.methods.{m}")
+
+
+import_modules(_MODULES)
 
 __all__ = ["DataSpec", "DatasetInfo", "Method", "MethodOptions", "StepContext", "StepOutput", "get_method", "method_names", "register_method"]
