@@ -54,7 +54,7 @@ def test_tiny_pretraining_loss_falls_on_training_subjects_only(tmp_path):
     make_trunk("resnet18").load_state_dict(meta["state_dict"])  # complete torchvision trunk
     assert not (s.run_dir / "checkpoints" / "best.pt").exists()
     r = linear_probe(load_pretrain_config(None, ["data.labels=5%", "threads=1", "probe.steps=20"], quick=True), s.trunk)
-    assert 0.0 <= r.val_f1 <= 1.0 and r.train_frames > 0 and r.trunk == str(s.trunk)
+    assert 0.0 <= r.f1 <= 1.0 and r.split == "val" and r.train_frames > 0 and r.trunk == str(s.trunk)
 
 
 def _same_weights(a, b):

@@ -258,9 +258,10 @@ def resolve_pretrained(run_cfg, progress: bool = True):
 @dataclass
 class ProbeResult:
     trunk: str | None  # None: random initialisation
-    val_f1: float
-    val_accuracy: float
-    val_all_positive_f1: float  # the trivial "every AU always on" predictor on the same frames
+    split: str  # the subjects scored: "val" (or "test" in benchmark tables)
+    f1: float  # mean F1 over AUs on every frame of that split
+    accuracy: float
+    all_positive_f1: float  # the trivial "every AU always on" predictor on the same frames
     per_au: dict[str, float]
     train_frames: int  # labelled frames the head was fitted on
     seconds: float
@@ -299,9 +300,10 @@ def _key_frame_features(trunk: nn.Module, store, index, key_frames: np.ndarray, 
     return torch.cat(feats), torch.cat(labels)
 
 
-def linear_probe(cfg: PretrainConfig, trunk: str | Path | None, progress: bool = False) -> ProbeResult:
+def linear_probe(cfg: PretrainConfig, trunk: str | Path | None, progress: bool = False, split: str = "val") -> ProbeResult:
     """Fit a linear head on frozen ``trunk`` features (None: a randomly initialised trunk, seeded by ``cfg.seed``)
-    of the fold's labelled training frames under ``cfg.data.labels``; score it on the validation subjects."""
+    of the fold's labelled training frames under ``cfg.data.labels``; score it on the validation subjects
+    (``split="test"``: the fold's test subjects, for benchmark tables only)."""
     from auspread.data.labels import sparsify
     from auspread.evaluation.dense import evaluate_split
     from auspread.evaluation.metrics import all_positive_f1
@@ -314,7 +316,10 @@ def linear_probe(cfg: PretrainConfig, trunk: str | Path | None, progress: bool =
         torch.set_num_threads(cfg.threads)
     index = read_index(cfg.data, progress=progress)
     splits = split_index(index, cfg.data, cfg.seed)
-    if splits.val is None or splits.val_is_test:
+    if split not in ("val", "test"):
+        raise ConfigError(f"probe split must be val or test, got {split!r}")
+    target = splits.test if split == "test" else splits.val
+    if target is None or (split == "val" and splits.val_is_test):
         raise ConfigError("the linear probe scores the validation subjects: set data.val_fraction > 0 and data.select_on=val")
     sparse = sparsify(splits.train, cfg.data.labels.every, cfg.data.label_seed)
     if trunk is not None:
@@ -335,8 +340,8 @@ def linear_probe(cfg: PretrainConfig, trunk: str | Path | None, progress: bool =
         weighted_bce_with_logits(head(xs), y, w).backward()
         opt.step()
     probe = _Probe(net, mean.to(device), std.to(device), head.to(device)).eval()
-    scores, _ = evaluate_split(probe, open_store(splits.val, cfg.data, progress), splits.val, tf, device)
-    return ProbeResult(trunk=None if trunk is None else str(trunk), val_f1=scores.mean_f1, val_accuracy=scores.mean_accuracy,
-                       val_all_positive_f1=all_positive_f1(splits.val.all_labels(), splits.val.aus).mean_f1,
+    scores, _ = evaluate_split(probe, open_store(target, cfg.data, progress), target, tf, device)
+    return ProbeResult(trunk=None if trunk is None else str(trunk), split=split, f1=scores.mean_f1,
+                       accuracy=scores.mean_accuracy, all_positive_f1=all_positive_f1(target.all_labels(), target.aus).mean_f1,
                        per_au={f"AU{a}": float(f) for a, f in zip(scores.aus, scores.f1)}, train_frames=int(len(y)),
                        seconds=time.time() - t0)
