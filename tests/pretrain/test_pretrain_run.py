@@ -123,3 +123,25 @@ def test_cli_quick_with_probe_and_bad_override(tmp_path, cache):
     assert again.exit_code == 0 and "cached trunk" in again.output
     bad = CliRunner().invoke(app, ["pretrain", "--quick", "recipe.objective=mae"])
     assert bad.exit_code != 0 and "recipe.objective" in str(bad.exception)
+
+
+def test_a_second_process_waits_for_the_same_cache_entry_then_reuses_it(cache):
+    import fcntl
+    import threading
+
+    cfg = load_pretrain_config(None, FAST)
+    entry = cache / cache_name(cfg)
+    entry.mkdir(parents=True)
+    out = {}
+    with open(cache / f"{cache_name(cfg)}.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # "another process" is pretraining this entry
+        t = threading.Thread(target=lambda: out.update(s=run_pretrain(cfg, progress=False)))
+        t.start()
+        t.join(1.0)
+        assert t.is_alive() and entry.is_dir()  # waiting, and it did not wipe the other's folder
+        prun.write_trunk(entry / TRUNK, cfg, make_trunk("resnet18").state_dict(), dataset="BP4D", subjects=[], steps=6)
+        (entry / "summary.json").write_text(json.dumps({"epochs": 2, "steps": 6, "train_seconds": 1.0,
+                                                        "loss_first": 3.0, "loss_last": 2.0, "precision": "off"}))
+        fcntl.flock(f, fcntl.LOCK_UN)
+    t.join(60)
+    assert out["s"].cached and out["s"].trunk == entry / TRUNK

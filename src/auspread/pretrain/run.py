@@ -21,13 +21,16 @@ subjects), ``recipe``, ``optim``, ``key``, ``config``, ``steps``, ``train_second
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -86,9 +89,40 @@ def _run_dir(cfg: PretrainConfig, dist: D.DistInfo) -> tuple[Path, dict | None]:
     return run_dir, None
 
 
+@contextlib.contextmanager
+def _cache_lock(path: Path, enabled: bool = True, progress: bool = True) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` (one cache entry): a second process asking for the same trunk (parallel
+    study cells, two benchmark runs) waits for the first, then finds its ``trunk.pt``. Held by rank 0 only."""
+    if not enabled:
+        yield
+        return
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if progress:
+                print(f"waiting for another process pretraining the same trunk ({path.with_suffix('')})", file=sys.stderr)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def run_pretrain(cfg: PretrainConfig, progress: bool = True, resume: Path | str | None = None,
                  hooks: TrainHooks | None = None) -> PretrainSummary:
     """Pretrain (or continue a killed run ``resume``, or return the finished cache entry); write ``RUN/trunk.pt``."""
+    if resume is None and cfg.out_dir is None:
+        lock = cache_dir() / f"{cache_name(cfg)}.lock"
+        with _cache_lock(lock, enabled=os.environ.get("RANK", "0") == "0", progress=progress):
+            return _run_pretrain(cfg, progress, None, hooks)
+    return _run_pretrain(cfg, progress, resume, hooks)
+
+
+def _run_pretrain(cfg: PretrainConfig, progress: bool, resume: Path | str | None, hooks: TrainHooks | None) -> PretrainSummary:
     from auspread.engine.run import check_run_dir
     from auspread.pretrain.byol import BYOLPretrainer
     from auspread.pretrain.views import PretrainBatches
