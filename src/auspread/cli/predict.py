@@ -46,7 +46,7 @@ def predict_cmd(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Predict AU occurrence per frame (one row per decoded frame, OpenFace-style AUxx_c columns)."""
-    from tqdm import tqdm
+    from auspread.progress import progress_bar
 
     from auspread.engine.distributed import resolve_device
     from auspread.faces.detect import DetectorOptions
@@ -80,8 +80,8 @@ def predict_cmd(
     failed = 0
     for src in sources:
         t0 = time.perf_counter()
-        bar = tqdm(total=src.num_frames_hint() if src.kind == "images" else None, desc=src.name, unit="frame",
-                   disable=not progress, leave=False)
+        bar = progress_bar(total=src.num_frames_hint() if src.kind == "images" else None, desc=src.name, unit="frame",
+                           disable=not progress, leave=False, every=0)  # off a terminal: one line per file
         try:
             if src.kind == "video":
                 src.probe()  # zero-byte / not-a-video files fail here, before any work

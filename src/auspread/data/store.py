@@ -204,10 +204,10 @@ class FrameStore:
                 if pid.isdigit() and not _pid_alive(int(pid)):
                     stale.unlink(missing_ok=True)
         if todo:
-            from tqdm.auto import tqdm
+            from auspread.progress import progress_bar
 
-            bar = tqdm(total=sum(len(index.videos[i]) for i in todo), unit="frame",
-                       desc=f"frame store {size}px ({len(todo)} videos)", disable=not progress)
+            bar = progress_bar(total=sum(len(index.videos[i]) for i in todo), unit="frame",
+                               desc=f"frame store {size}px ({len(todo)} videos)", disable=not progress)
             if workers > 1 and len(todo) > 1:
                 with ProcessPoolExecutor(max_workers=min(workers, len(todo))) as ex:
                     futs = {ex.submit(build_video, index.videos[i].source, size, str(paths[i])): i for i in todo}

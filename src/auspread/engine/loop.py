@@ -336,10 +336,10 @@ class Trainer:
         epochs, spe = cfg.optim.epochs, self.steps_per_epoch
         bar = None
         if self.progress:
-            from tqdm.auto import tqdm
+            from auspread.progress import progress_bar
 
-            bar = tqdm(total=epochs * spe, initial=self.epoch * spe, unit="step", dynamic_ncols=True,
-                       desc=f"{self.method.name}")
+            bar = progress_bar(total=epochs * spe, initial=self.epoch * spe, unit="step", desc=f"{self.method.name}",
+                               every=spe)  # off a terminal: one line per epoch
         frames_total, train_time = 0, 0.0
         last_val_f1 = self.history[-1].get("val_f1") if self.history else None
         ckpt_dir = self.run_dir / "checkpoints"
@@ -375,10 +375,10 @@ class Trainer:
                         self.logger.log("train", self.step, e + 1, {"loss": loss, "lr": self.schedule.lr, **out.logs})
                     if bar is not None:
                         el = time.perf_counter() - t0
-                        bar.update(1)
                         bar.set_postfix_str(
                             f"epoch {e + 1}/{epochs} loss {loss_sum / loss_n:.4f} val_F1 "
                             f"{'-' if last_val_f1 is None else f'{100 * last_val_f1:.1f}'} {ep_frames / max(el, 1e-9):.0f} fr/s")
+                        bar.update(1)
                     if self.hooks.after_step is not None:
                         self.hooks.after_step(self.step)
                 ep_time = time.perf_counter() - t0

@@ -62,9 +62,9 @@ def evaluate_split(method, store, index, transform, device: torch.device, *, chu
     todo = list(range(rank, len(index.videos), world))
     it = todo
     if progress and rank == 0:
-        from tqdm.auto import tqdm
+        from auspread.progress import progress_bar
 
-        it = tqdm(todo, desc=desc, unit="video", leave=False, dynamic_ncols=True)
+        it = progress_bar(todo, desc=desc, unit="video", leave=False)  # off a terminal: one line per video
     try:
         for vi in it:
             rec = index.videos[vi]

@@ -41,7 +41,6 @@ import numpy as np
 import torch
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
-from tqdm import tqdm
 
 from auspread.data.index import ImageFiles, VideoFile, VideoIndex, VideoRecord, index_from_json, index_to_json
 from auspread.data.readers import read_dataset
@@ -53,6 +52,7 @@ from auspread.faces.detect import Detections, DetectorOptions, FaceDetector
 from auspread.faces.track import iou
 from auspread.io import atomic_write_text, publish
 from auspread.media import VideoSource, load_image
+from auspread.progress import progress_bar
 
 REPORT_NAME = "prepare_report.json"
 
@@ -297,7 +297,7 @@ def prepare_dataset(raw: str | Path, out: str | Path, dataset: str, options: Pre
         else:
             todo.append(rec)
     offsets = {v.video_id: int(v.meta.get("image_offset", 0)) if index.dataset == "BP4D+" else 0 for v in index.videos}
-    bar = tqdm(total=len(index.videos), initial=len(entries), desc="prepare", unit="video", disable=not progress)
+    bar = progress_bar(total=len(index.videos), initial=len(entries), desc="prepare", unit="video", disable=not progress)
     errors: dict[str, str] = {}
     try:
         if opts.workers <= 1 or len(todo) <= 1:

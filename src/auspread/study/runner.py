@@ -13,11 +13,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from tqdm.auto import tqdm
-
 from auspread.engine.config import build_config
 from auspread.errors import RunError
 from auspread.io import atomic_write_text
+from auspread.progress import progress_bar
 from auspread.study.report import write_report
 from auspread.study.results import RESULTS, STUDY, append_result, load_results
 from auspread.study.spec import Cell, StudySpec, cell_config_dict, label_percent
@@ -101,15 +100,14 @@ def run_study(spec: StudySpec, out_dir: str | Path, workers: int = 1, runner: Ru
     runs_dir = out / "runs"
     configs = {c.key: cell_config_dict(spec, c, runs_dir) for c in todo}  # fail fast on a bad configuration
     failures: list[tuple[Cell, str]] = []
-    bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="study", unit="cell", disable=not progress,
-               dynamic_ncols=True)
+    bar = progress_bar(total=len(cells), initial=len(cells) - len(todo), desc="study", unit="cell", disable=not progress)
 
     def record(cell: Cell, res: dict) -> None:
         rec = {"key": cell.key, "method": cell.method, "labels": cell.labels, "ratio": label_percent(cell.labels),
                "fold": cell.fold, "seed": cell.seed, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **res}
         append_result(results_path, rec)
-        bar.update(1)
         bar.set_postfix_str(f"{cell.method} {cell.labels} f{cell.fold}: F1 {100 * rec['test_f1']:.1f}")
+        bar.update(1)
 
     def failed(cell: Cell, err: BaseException) -> None:
         failures.append((cell, f"{type(err).__name__}: {err}"))

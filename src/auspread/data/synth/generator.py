@@ -247,7 +247,7 @@ def _subject_entry(s: Subject) -> dict:
 
 def generate_into(root: Path, cfg: SynthConfig, progress: bool = True, workers: int = 0) -> None:
     """Write the whole dataset into the (empty, temporary) folder ``root``; ``manifest.json`` last."""
-    from tqdm import tqdm
+    from auspread.progress import progress_bar
 
     plans = plan_videos(cfg)
     by_subject: dict[str, list[VideoPlan]] = {}
@@ -257,7 +257,8 @@ def generate_into(root: Path, cfg: SynthConfig, progress: bool = True, workers: 
     if workers <= 0:
         workers = min(os.cpu_count() or 1, len(by_subject)) if total > 3000 else 1
     entries: dict[str, list[dict]] = {}
-    bar = tqdm(total=total, unit="frame", desc=f"synth {cfg.preset} ({cfg.format})", disable=not progress)
+    bar = progress_bar(total=total, unit="frame", desc=f"synth {cfg.preset} ({cfg.format})", disable=not progress,
+                       every=max(1, total // 10))
     try:
         if workers == 1:
             for sid, ps in by_subject.items():
