@@ -59,7 +59,8 @@ def main() -> None:
     t0 = time.time()
     s = run_pretrain(pcfg, progress=True)
     print(f"pretraining: {s.steps} steps, {s.train_seconds / 60:.1f} min of training ({'fp32' if s.precision == 'off' else s.precision}), "
-          f"loss {s.loss_first:.3f} -> {s.loss_last:.3f}{' (cached)' if s.cached else ''}; {s.trunk}")
+          f"{s.wall_seconds / 60:.1f} min wall with data preparation, loss {s.loss_first:.3f} -> {s.loss_last:.3f}"
+          f"{' (cached)' if s.cached else ''}; {s.trunk}")
     probes = {}
     for start, trunk in (("pretrained", s.trunk), ("random", None)):
         for split in ("val", "test"):

@@ -101,7 +101,7 @@ def test_pretrain_recipe_then_train_a_method_from_it(tmp_path, cache):
                              "optim.steps_per_epoch=2", "threads=1", f"out_dir={tmp_path}", "name=sup",
                              f"pretrained=pretrain:{recipe}"])
     s = run_training(cfg, progress=False)
-    entries = list(cache.iterdir())
+    entries = [d for d in cache.iterdir() if d.is_dir()]  # (beside each entry: its .lock file)
     assert len(entries) == 1 and (entries[0] / TRUNK).is_file()
     saved = load_checkpoint(s.run_dir / "checkpoints" / "last.pt")["config"]
     assert saved["pretrained"] == str(entries[0] / TRUNK)  # the run records the exact trunk it started from
@@ -117,7 +117,8 @@ def test_cli_quick_with_probe_and_bad_override(tmp_path, cache):
     assert res.exit_code == 0, res.output
     lines = res.output.strip().splitlines()
     assert lines[-1].endswith(TRUNK) and "linear probe at labels every:20" in res.output and "random weights" in res.output
-    probe = json.loads((cache.iterdir().__next__() / "probe.json").read_text())
+    (entry,) = [d for d in cache.iterdir() if d.is_dir()]
+    probe = json.loads((entry / "probe.json").read_text())
     assert set(probe) == {"pretrained", "random"} and probe["random"]["trunk"] is None
     again = CliRunner().invoke(app, ["pretrain", "--quick", "-q", "threads=1", "optim.epochs=1", "optim.steps_per_epoch=2"])
     assert again.exit_code == 0 and "cached trunk" in again.output

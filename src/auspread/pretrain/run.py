@@ -185,14 +185,14 @@ def _run_pretrain(cfg: PretrainConfig, progress: bool, resume: Path | str | None
         train_seconds=float(sum(h.get("train_seconds", 0.0) for h in hist)), wall_seconds=time.time() - t_start,
         loss_first=hist[0]["loss"] if hist else None, loss_last=hist[-1]["loss"] if hist else None,
         precision=trainer.amp, history=hist)
-    if dist.is_main:
-        write_trunk(run_dir / TRUNK, cfg, method.trunk_state(), dataset=index.dataset,
-                    subjects=splits.subjects["train"], steps=fit.steps, train_seconds=summary.train_seconds,
-                    precision=trainer.amp)
-        (run_dir / "checkpoints" / BEST).unlink(missing_ok=True)  # = last.pt (no validation): not kept twice
+    if dist.is_main:  # trunk.pt last: it marks the run (and the cache entry) finished
         atomic_write_text(run_dir / "summary.json", json.dumps(
             {k: v for k, v in summary.to_dict().items() if k not in ("run_dir", "trunk", "cached", "wall_seconds")},
             indent=2))
+        (run_dir / "checkpoints" / BEST).unlink(missing_ok=True)  # = last.pt (no validation): not kept twice
+        write_trunk(run_dir / TRUNK, cfg, method.trunk_state(), dataset=index.dataset,
+                    subjects=splits.subjects["train"], steps=fit.steps, train_seconds=summary.train_seconds,
+                    precision=trainer.amp)
     D.barrier()
     return summary
 
