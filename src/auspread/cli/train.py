@@ -94,7 +94,7 @@ def register(app: typer.Typer) -> None:
         overrides: Optional[List[str]] = typer.Argument(None, help="key=value overrides, e.g. optim.lr=0.001 data.labels=5%"),
         config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML run config or packaged name, e.g. ks_bp4d (default: the README main job, ks_synthetic)"),
         resume: Optional[Path] = typer.Option(None, "--resume", help="continue a killed run folder from its last.pt"),
-        pretrained: Optional[str] = typer.Option(None, "--pretrained", help="backbone weights: imagenet or a torchvision name (IMAGENET1K_V1; from the torch cache, downloaded there if online, else a clear error), a local .pth, or an auspread checkpoint"),
+        pretrained: Optional[str] = typer.Option(None, "--pretrained", help="backbone weights: imagenet or a torchvision name (IMAGENET1K_V1; from the torch cache, downloaded there if online, else a clear error), a local .pth, an auspread checkpoint, an `auspread pretrain` trunk.pt or run folder, or pretrain:auto (docs/methods/pretraining.md)"),
         method: Optional[str] = _METHOD_OPT,
         labels: Optional[str] = _LABELS_OPT,
         fold: Optional[int] = _FOLD_OPT,
