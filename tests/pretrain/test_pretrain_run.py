@@ -146,3 +146,25 @@ def test_a_second_process_waits_for_the_same_cache_entry_then_reuses_it(cache):
         fcntl.flock(f, fcntl.LOCK_UN)
     t.join(60)
     assert out["s"].cached and out["s"].trunk == entry / TRUNK
+
+
+@pytest.mark.slow
+def test_two_process_torchrun(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2", "--node_rank=0",
+           "--master_addr=127.0.0.1", f"--master_port={port}", "-m", "auspread", "pretrain", "-q", *FAST,
+           f"out_dir={tmp_path}", "name=ddp"]
+    p = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stdout.strip().splitlines()[-1] == str(tmp_path / "ddp" / TRUNK)  # rank 0 prints, once
+    state = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "last.pt")
+    assert state["step"] == 6 and state["world_size"] == 2
+    assert json.loads((tmp_path / "ddp" / "data.json").read_text())["world_size"] == 2
+    assert read_trunk(tmp_path / "ddp" / TRUNK)["steps"] == 6
