@@ -3,7 +3,8 @@
 1. pretraining time of the default recipe (BYOL + temporal positives, ResNet-18, 15 epochs x 40 steps of 32 pairs,
    optim.amp=auto), from the cache entry's own record (resumable: run again after a kill; a finished entry is reused);
 2. the linear probe at 5% labels (frozen trunk, logistic head on the labelled training frames) from the pretrained
-   trunk vs from random weights: mean F1 on the validation subjects and on the test subjects;
+   trunk vs from random weights: mean F1 on the validation subjects and on the test subjects (every 4th video, the
+   frames the fine-tuned rows are tested on: data.eval_video_stride=4 of _budget.py);
 3. the supervised counterpart fine-tuned at 5% labels from each start, with the shared budget of
    benchmarks/_budget.py (the same steps, optimiser and test frames for both rows): test mean F1.
 
@@ -50,7 +51,7 @@ def main() -> None:
         train = [*data, "optim.optimizer=adamw", "optim.lr=0.001", "optim.epochs=1", "optim.steps_per_epoch=2",
                  "optim.batch_size=8", "optim.amp=off"]
     else:
-        pre = [*data, "optim.amp=auto"]
+        pre = [*data, "optim.amp=auto", "data.eval_video_stride=4"]  # the probe scores the test frames of _budget.py
         train = [*BUDGET, *data]  # data after the budget: preset, fold, 64 px, labels
     out = a.out or Path(tempfile.mkdtemp(prefix="bench-pretrain-"))
     out.mkdir(parents=True, exist_ok=True)
