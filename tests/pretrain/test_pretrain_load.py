@@ -77,6 +77,9 @@ def test_piap_df_loads_an_efficientnet_trunk_and_refuses_a_resnet(tmp_path, r18)
     with pytest.raises(ConfigError, match="small"):  # the reduced CPU encoder has no torchvision trunk
         resolve_pretrained(load_config(None, ["method.name=piap-df", "method.encoder=small", *TINY,
                                               f"pretrained={r18[0]}"]), progress=False)
+    with pytest.raises(ConfigError, match=r"no self-supervised pretraining for the backbone 'small' of method 'piap-df'"):
+        resolve_pretrained(load_config(None, ["method.name=piap-df", "method.encoder=small", *TINY,
+                                              "pretrained=pretrain:auto"]), progress=False)
 
 
 def test_other_image_size_architecture_or_fold_is_refused(r18):

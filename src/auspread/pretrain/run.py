@@ -262,6 +262,13 @@ def pretrain_config_for_run(run_cfg, spec: str = "auto") -> PretrainConfig:
                threads=run_cfg.threads, out_dir=None, name=None)
     arch = method_arch(run_cfg)
     if spec in ("", "auto") and arch is not None:
+        from typing import get_args
+
+        from auspread.pretrain.config import PretrainArch
+
+        if arch not in get_args(PretrainArch):
+            raise ConfigError(f"pretrained=pretrain:auto: no self-supervised pretraining for the backbone {arch!r} of "
+                              f"method {run_cfg.method.name!r} (pretrainable: {', '.join(get_args(PretrainArch))})")
         raw.setdefault("recipe", {})["arch"] = arch
     return build_pretrain_config(raw)
 
