@@ -35,6 +35,7 @@ from auspread.evaluation.metrics import AUScores, all_positive_f1
 from auspread.evaluation.report import markdown_table, write_results
 from auspread.io import atomic_write_text
 from auspread.methods.base import get_method
+from auspread.models.backbones import is_imagenet_spec
 
 
 @dataclass
@@ -160,8 +161,9 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
     from auspread.pretrain.run import resolve_pretrained  # pretrain:auto, pretrain run folders, trunk checks
 
     cfg = resolve_pretrained(cfg, progress=show)
-    if cfg.pretrained not in (None, "imagenet") and not Path(cfg.pretrained).is_file():
-        raise ConfigError(f"{cfg.pretrained}: pretrained weights file not found (pretrained=imagenet or a local .pth)")
+    if cfg.pretrained and not is_imagenet_spec(cfg.pretrained) and not Path(cfg.pretrained).is_file():
+        raise ConfigError(f"{cfg.pretrained}: pretrained weights file not found (pretrained=imagenet, a torchvision "
+                          f"weights name such as IMAGENET1K_V1, or a local .pth / auspread checkpoint)")
     if cfg.optim.batch_size % dist.world_size:
         raise ConfigError(f"optim.batch_size={cfg.optim.batch_size} (the global batch) must be divisible by the "
                           f"number of processes ({dist.world_size})")

@@ -4,8 +4,14 @@ single labelled key frame each. Every equation is mapped to this code in docs/me
 One training step (labelled clips, key frame at position m = batch["key_pos"], m = b mod n from the sampler)::
 
     L = w_ens · L_bce(mean(S_a, T_b^m), y)                                     Eq. 3/7, the final ensemble
-      + w_ksm · [ L_bce(S_a, y) + L_bce(S_b^m, y) + λ (L_KL^s + L_KL^t) ]       Eq. 4 (N = 2, λ = 0.5), Eq. 1–2
+      + w_ksm · [ L_bce(S_a, y) + L_bce(S_b^m, y) + w(t) λ (L_KL^s + L_KL^t) ]  Eq. 4 (N = 2, λ = 0.5), Eq. 1–2
+      + w_tb · L_bce(T_b^m, y)                                                 Eq. 4's temporal pair (T_a = S_a)
       + w(t) · [ w_pl · L_PL + w_self · L_self ]                               Eq. 5, TPL, ramp-up Eq. 8
+
+- Every term is a mean over AUs and samples, so λ weighs a KL against a BCE per AU (issue 17).
+- w(t) (Eq. 8) ramps the whole semi-supervised part: the two KL terms of KSM (``distill_ramp``), L_PL and L_self.
+- T_b carries its own weighted BCE at the key position (``w_tb = 1``): Eq. 4 is written for the N = 2 networks of
+  each level, (S_a, S_b^m) and (T_b, T_a); T_a = S_a already has its BCE.
 
 - L_KL^s: KL(p_t ‖ S_b^m) with the online-ensemble soft target p_t = ½(σ(S_a/τ) + σ(S_b^m/τ)), detached.
 - L_KL^t: KL(σ(T_b^m/τ) ‖ S_a), T_b's target detached (T_b teaches the Temporal Student T_a = S_a).
@@ -55,6 +61,9 @@ class KSOptions(MethodOptions):
     au_head_init: Literal["trunc_normal", "linear"] = "trunc_normal"
     # --- KSM (§3.1.2, Eq. 1-6) ---
     distill: bool = True  # False: Table 3 ablation SIL+TPL (no L_KL^s, L_KL^t; key-frame shifting kept)
+    # Eq. 7-8 ramp "the semi-supervised learning"; KSM's two KL terms are part of it, so they follow w(t) too
+    # (False: both at full strength from step 0, as before issue 17)
+    distill_ramp: bool = True
     kd_lambda: float = Field(0.5, ge=0, description="λ of Eq. 4 (paper: 0.5)")
     temperature: float = Field(1.0, gt=0, description="τ of Eq. 1-2 (paper: 1)")
     pseudo_label: bool = True  # Eq. 5; False removes pseudo-labelling (supplement §2.4 ablation)
@@ -74,8 +83,8 @@ class KSOptions(MethodOptions):
     w_ksm: float = Field(1.0, ge=0, description="weight of the Eq. 4 terms")
     w_pl: float = Field(1.0, ge=0, description="weight of L_PL (ramped)")
     w_self: float = Field(1.0, ge=0, description="weight of L_self (ramped)")
-    w_tb: float = Field(0.0, ge=0, description="direct BCE on T_b at the key position (0 = the paper: T_b is "
-                        "supervised through the ensemble term only); the term is always logged")
+    w_tb: float = Field(1.0, ge=0, description="weighted BCE on T_b at the key position: our reading of Eq. 4's "
+                        "temporal pair (T_b, T_a); 0 = T_b supervised through the ensemble term only (before issue 17)")
     ramp_epochs: float = Field(5.0, ge=0, description="w(t) reaches 1 after this many epochs (paper: 5)")
     # --- data (supplement §1.2-1.3) ---
     unlabelled_ratio: float = Field(1.0, ge=0, description="mu: fully unlabelled clips per labelled clip (0 = none)")
@@ -135,9 +144,10 @@ class KnowledgeSpreader(Method):
         terms, logs = self.compute_losses(batch)
         o = self.options
         ramp = gaussian_rampup(ctx.progress, o.ramp_epochs)  # Eq. 8
-        ksm = terms["sa_bce"] + terms["student_bce"] + o.kd_lambda * (terms["kl_spatial"] + terms["kl_temporal"])  # Eq. 4
+        kd = o.kd_lambda * (ramp if o.distill_ramp else 1.0)
+        ksm = terms["sa_bce"] + terms["student_bce"] + kd * (terms["kl_spatial"] + terms["kl_temporal"])  # Eq. 4
         loss = o.w_ens * terms["ens_bce"] + o.w_ksm * ksm + ramp * (o.w_pl * terms["pl"] + o.w_self * terms["self"])  # Eq. 7
-        if o.w_tb > 0:  # optional, not in the paper
+        if o.w_tb > 0:  # Eq. 4's temporal pair: T_b's own supervised term
             loss = loss + o.w_tb * terms["tb_bce"]
         for k in ("pl_labels_all", "pl_correct_all", "pl_labels_kept", "pl_correct_kept"):
             if k in logs:
@@ -149,7 +159,7 @@ class KnowledgeSpreader(Method):
         """Every loss term of one step as a scalar tensor (unweighted), and the non-loss logs.
 
         Terms: ``ens_bce`` (Eq. 3 on the final ensemble), ``sa_bce`` and ``student_bce`` (Eq. 4's supervised part),
-        ``tb_bce`` (T_b alone, optional), ``kl_spatial`` (Eq. 1), ``kl_temporal`` (Eq. 2), ``pl`` (Eq. 5), ``self``
+        ``tb_bce`` (T_b at the key position), ``kl_spatial`` (Eq. 1), ``kl_temporal`` (Eq. 2), ``pl`` (Eq. 5), ``self``
         (TPL's L_self). Ablated terms are 0.
         """
         o, net, w = self.options, self.net, self.class_weights
@@ -181,7 +191,7 @@ class KnowledgeSpreader(Method):
         # Eq. 4: supervised BCE on the N = 2 networks of the spatial pair
         terms["sa_bce"] = weighted_bce_with_logits(sa, y, w)
         terms["student_bce"] = weighted_bce_with_logits(st_m, y, w)
-        # T_b alone at the key position: logged (how good the pseudo-label source is); in the loss only if w_tb > 0
+        # T_b alone at the key position (Eq. 4's temporal pair); in the loss with weight w_tb (default 1)
         terms["tb_bce"] = weighted_bce_with_logits(tb_m, y, w)
         # Eq. 1-2: two-level online distillation, targets detached
         if o.distill:
