@@ -42,3 +42,17 @@ def test_frames_of_different_sizes_and_downscaling(faces):
 def test_rejects_bad_frames(detector):
     with pytest.raises(ValueError):
         detector.detect(np.zeros((1, 20, 20, 3), np.float32))
+
+
+def test_refine_follows_a_face_with_onet_alone(detector, faces):
+    frames, _ = faces
+    video = composite(frames[:2], [True, True])
+    full = detector.detect(video)
+    moved = composite(frames[1:2], [True], xy=(FACE_XY[0] + 8, FACE_XY[1] + 4))[0]
+    r = detector.refine(moved, full[0].boxes[:1])  # last frame's box on a frame where the face moved by (8, 4)
+    want = detector.detect(moved[None])[0]
+    assert len(r) == 1 and r.scores[0] > 0.9
+    assert np.abs(r.landmarks[0] - want.landmarks[0]).max() < 4 and np.abs(r.boxes[0] - want.boxes[0]).max() < 8
+    empty = composite(frames[:1], [False])[0]
+    assert detector.refine(empty, full[0].boxes[:1]).scores[0] < 0.5
+    assert len(detector.refine(moved, np.zeros((0, 4)))) == 0

@@ -40,9 +40,9 @@ def test_alignment_makes_predictions_position_invariant(predictor, faces, tmp_pa
     assert np.abs(pa - predictor.predict(_video(tmp_path, composite(faces[0][5:7], [True, True]), "c.mp4")).probs).max() > 0
 
 
-def test_detect_every_k_holds_faces_between_detections(faces, tmp_path):
+def test_detect_every_k_without_tracking_holds_faces_between_detections(faces, tmp_path):
     present = [False, True, True, False, True, True, True, False]
-    pr = Predictor(tiny_bundle(), PredictOptions(batch_size=4, detect_every=3))
+    pr = Predictor(tiny_bundle(), PredictOptions(batch_size=4, detect_every=3, track=False))
     tab = pr.predict(_video(tmp_path, composite(faces[0], present)))
     # detection on frames 0, 3, 6 (no face, no face, face); the others repeat the latest detection
     assert tab.success.tolist() == [False, False, False, False, False, False, True, True]
@@ -186,10 +186,43 @@ def test_detect_every_k_interpolates_a_moving_face(faces, tmp_path):
     face = faces[0][:1]
     frames = np.concatenate([composite(face, [True], xy=(40 + 12 * t, 30)) for t in range(7)])
     v = _video(tmp_path, frames)
-    every = Predictor(tiny_bundle(), PredictOptions(batch_size=4)).predict(v)
-    k3 = Predictor(tiny_bundle(), PredictOptions(batch_size=4, detect_every=3)).predict(v)
+    every = Predictor(tiny_bundle(), PredictOptions(batch_size=4, detect_every=1)).predict(v)
+    k3 = Predictor(tiny_bundle(), PredictOptions(batch_size=4, detect_every=3, track=False)).predict(v)
     assert k3.success.all() and k3.held.tolist() == [False, True, True, False, True, True, False]
     x_every, x_k3 = every.box[:, 0], k3.box[:, 0]
     np.testing.assert_allclose(np.diff(x_every), 12, atol=3)  # the detector follows the face
     np.testing.assert_allclose(x_k3, x_every, atol=3)  # interpolation, not a 12-24 px lag
     np.testing.assert_allclose(x_k3[[0, 3, 6]], x_every[[0, 3, 6]], atol=1e-4)  # key frames are detections
+
+
+def test_default_options_track_the_face_and_agree_with_exhaustive_detection(faces, tmp_path):
+    """The defaults (detection every K frames, O-net tracking in between, threads) against --detect-every 1 on a
+    moving face: the same rows, boxes within a few pixels, AU probabilities within the issue-21 target."""
+    frames = np.concatenate([composite(faces[0][t % 12 : t % 12 + 1], [True], xy=(40 + 6 * t, 30 + t))
+                             for t in range(24)])
+    v = _video(tmp_path, frames)
+    ref = Predictor(tiny_bundle(), PredictOptions(batch_size=8, detect_every=1, amp="off", prefetch=False)).predict(v)
+    new = Predictor(tiny_bundle(), PredictOptions(batch_size=8)).predict(v)
+    assert PredictOptions().detect_every > 1 and PredictOptions().track
+    assert ref.success.all() and new.success.all() and new.frame.tolist() == list(range(24))
+    assert new.face_search["key"] == 3 and new.face_search["tracked"] >= 18  # frames 0, 10, 20 detected
+    assert new.held.sum() == new.face_search["tracked"]
+    assert np.abs(new.box - ref.box).max() < 6  # px (the face box is ~70 px)
+    assert np.abs(new.probs - ref.probs).mean() <= 0.02
+
+
+def test_tracking_notices_a_face_leaving_and_returning_at_once(faces, tmp_path):
+    present = [True] * 4 + [False] * 3 + [True] * 5
+    tab = Predictor(tiny_bundle(), PredictOptions(batch_size=4, detect_every=50)).predict(
+        _video(tmp_path, composite(faces[0], present)))
+    assert tab.success.tolist() == present  # no K-frame lag: lost → re-detect; a change → re-detect
+    assert tab.face_search["lost"] == 1 and tab.face_search["change"] >= 1 and tab.face_search["key"] == 1
+
+
+def test_auto_precision_follows_native_bf16(faces, tmp_path):
+    from auspread.engine.precision import cpu_has_native_bf16
+
+    pr = Predictor(tiny_bundle(), PredictOptions())
+    assert pr.amp == ("bf16" if cpu_has_native_bf16() else "off") and pr.channels_last == (pr.amp == "bf16")
+    forced = Predictor(tiny_bundle(), PredictOptions(amp="off", channels_last=True))
+    assert forced.amp == "off" and forced.channels_last

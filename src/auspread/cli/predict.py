@@ -29,15 +29,21 @@ def predict_cmd(
     plot: bool = typer.Option(False, "--plot", help="Also write <name>_timeline.png."),
     overlay: Optional[Path] = typer.Option(None, "--overlay", help="Write the video with face box and AU bars "
                                            "(with several inputs: <stem>_<name>.mp4 next to it)."),
-    detect_every: int = typer.Option(1, "--detect-every", min=1, help="Run face detection every K frames; interpolate the face in between."),
+    detect_every: int = typer.Option(10, "--detect-every", min=1,
+                                     help="Full face detection every K frames, the face tracked in between "
+                                          "(1: detect on every frame)."),
+    track: bool = typer.Option(True, "--track/--no-track",
+                               help="Track the face between detections (--no-track: interpolate between them)."),
     all_faces: bool = typer.Option(False, "--all-faces", help="Every face with a tracked face_id (default: the largest)."),
     batch_size: int = typer.Option(32, "--batch-size", min=1),
     no_detect: bool = typer.Option(False, "--no-detect", help="Inputs are already aligned face crops."),
     threshold: float = typer.Option(0.5, "--threshold", min=0.0, max=1.0, help="AUxx_c = AUxx_p >= threshold."),
     min_face: int = typer.Option(40, "--min-face", min=8, help="Smallest face side to detect, in pixels."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, mps."),
-    amp: str = typer.Option("off", "--amp", help="off or bf16 (autocast for the AU model)."),
-    channels_last: bool = typer.Option(False, "--channels-last"),
+    amp: str = typer.Option("auto", "--amp", help="auto, off or bf16 (autocast for the AU model; auto: bf16 where "
+                                                  "the device computes it natively, else fp32)."),
+    channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last",
+                                                 help="Channels-last memory format (default: with bf16)."),
     fps: float = typer.Option(30.0, "--fps", help="Nominal frame rate of image sequences (timestamps)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1,
                                           help="torch intra-op threads (1 is often faster on a busy machine)."),
@@ -57,8 +63,8 @@ def predict_cmd(
 
     if fmt not in ("csv", "parquet"):
         raise ConfigError(f"--format must be csv or parquet, got {fmt!r}")
-    if amp not in ("off", "bf16"):
-        raise ConfigError(f"--amp must be off or bf16, got {amp!r}")
+    if amp not in ("auto", "off", "bf16"):
+        raise ConfigError(f"--amp must be auto, off or bf16, got {amp!r}")
     if fmt == "parquet":
         try:
             import pyarrow  # noqa: F401
@@ -71,7 +77,7 @@ def predict_cmd(
     dev = resolve_device(device)
     bundle = load_model(model, dev)
     sources = expand_inputs(inputs, image_fps=fps)
-    opts = PredictOptions(detect_every=detect_every, all_faces=all_faces, no_detect=no_detect, batch_size=batch_size,
+    opts = PredictOptions(detect_every=detect_every, track=track, all_faces=all_faces, no_detect=no_detect, batch_size=batch_size,
                           threshold=threshold, amp=amp, channels_last=channels_last, prefetch=prefetch,
                           detector=DetectorOptions(min_face_size=min_face))
     predictor = Predictor(bundle, opts)
@@ -105,6 +111,8 @@ def predict_cmd(
             "error": table.error,
             "model": bundle.description, "aus": list(bundle.aus),
             "options": opts.model_dump(mode="json"), "device": str(dev),
+            "precision": {"amp": predictor.amp, "channels_last": predictor.channels_last},
+            "face_search": table.face_search,
             "frame_numbering": "1-based (frame = decode index + 1), as OpenFace",
             "columns": list(df.columns), "seconds": round(secs, 3),
         }

@@ -5,6 +5,10 @@ nothing is downloaded).
 ``(x1, y1, x2, y2)``, score and 5 landmarks (left eye, right eye, nose, left mouth corner, right mouth corner, in the
 image's own left/right), sorted largest face first. Frames can be detected on a downscaled copy
 (``detect_side``) for speed; the results are mapped back to the frame's pixels.
+
+:meth:`FaceDetector.refine` runs MTCNN's last stage (O-net) alone on given boxes of one frame: a 48×48 network pass
+per face instead of the whole image pyramid. It is the per-frame step of the face tracker
+(:class:`auspread.faces.track.FaceTracker`) between full detections.
 """
 
 from __future__ import annotations
@@ -86,7 +90,7 @@ class FaceDetector:
             batch = t.clamp_(0, 255).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
         # min_face_size is given in frame pixels; MTCNN sees the downscaled copy
         self._mtcnn.min_face_size = max(8, int(round(o.min_face_size * scale)))
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast(self.device.type, enabled=False):  # fp32 even under a caller's autocast
             boxes, probs, points = self._mtcnn.detect(batch, landmarks=True)
         res = []
         for b, p, l in zip(boxes, probs, points):
@@ -101,3 +105,39 @@ class FaceDetector:
             order = np.argsort(-(b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), kind="stable")
             res.append(Detections(b[order], p[order], l[order]))
         return res
+
+    def refine(self, frame: np.ndarray, boxes: np.ndarray) -> Detections:
+        """O-net on the square around each of ``boxes`` (``(N, 4)`` x1, y1, x2, y2 in ``frame`` pixels): the face's
+        box, probability and 5 landmarks in this frame, as MTCNN's third stage computes them from the R-net box
+        (same 1-based crop convention, box regression and landmark mapping, so a box equal to R-net's gives
+        MTCNN's own answer). The crop is taken from the full-resolution frame (zero outside it) and area-resized
+        to 48×48. Results keep the order of ``boxes``; nothing is filtered by score."""
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        if not len(boxes):
+            return Detections()
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:
+            raise ValueError(f"expected an (H, W, 3) uint8 RGB frame, got {frame.shape} {frame.dtype}")
+        h, w = frame.shape[:2]
+        img = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)
+        side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])  # rerec: square, same centre
+        sq = np.stack([(boxes[:, 0] + boxes[:, 2] - side) / 2, (boxes[:, 1] + boxes[:, 3] - side) / 2], 1)
+        sq = np.concatenate([sq, sq + side[:, None]], 1)
+        crops = []
+        for x1, y1, x2, y2 in sq:
+            # MTCNN's crop: pixels trunc(x1) - 1 … trunc(x2) - 1 (inclusive), likewise in y
+            cx1, cy1, cx2, cy2 = int(x1) - 1, int(y1) - 1, int(x2), int(y2)
+            cw, ch = max(1, cx2 - cx1), max(1, cy2 - cy1)
+            crop = torch.zeros((3, ch, cw), dtype=torch.float32)
+            ax1, ay1, ax2, ay2 = max(cx1, 0), max(cy1, 0), min(cx2, w), min(cy2, h)
+            if ax2 > ax1 and ay2 > ay1:
+                crop[:, ay1 - cy1 : ay2 - cy1, ax1 - cx1 : ax2 - cx1] = img[:, ay1:ay2, ax1:ax2]
+            crops.append(torch.nn.functional.interpolate(crop[None], size=(48, 48), mode="area"))
+        x = (torch.cat(crops).to(self.device) - 127.5) * 0.0078125
+        with torch.no_grad(), torch.autocast(self.device.type, enabled=False):
+            reg, pts, prob = self._mtcnn.onet(x)
+        reg, pts, score = reg.double().cpu().numpy(), pts.double().cpu().numpy(), prob[:, 1].float().cpu().numpy()
+        bw = (sq[:, 2] - sq[:, 0] + 1)[:, None]
+        bh = (sq[:, 3] - sq[:, 1] + 1)[:, None]
+        lm = np.stack([bw * pts[:, :5] + sq[:, :1] - 1, bh * pts[:, 5:] + sq[:, 1:2] - 1], -1)
+        out = sq + reg * np.concatenate([bw, bh, bw, bh], 1)
+        return Detections(out.astype(np.float32), score.astype(np.float32), lm.astype(np.float32))

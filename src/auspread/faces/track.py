@@ -1,17 +1,123 @@
-"""Simple IoU box tracking: stable face ids across frames (``--all-faces``).
+"""Face tracking between detections, and IoU box tracking for stable face ids.
 
-Greedy matching: each new box goes to the live track with the highest IoU above ``iou_threshold`` (pairs taken in
-decreasing IoU order); unmatched boxes start new tracks with the next integer id (0, 1, 2, …); a track not matched
-for more than ``max_missed`` detection rounds ends. Ids are never reused.
+:class:`FaceTracker` (``auspread predict``, main face): full MTCNN detection runs on scheduled key frames (every K-th
+frame); on the frames in between, the face is followed with MTCNN's O-net alone
+(:meth:`~auspread.faces.detect.FaceDetector.refine`) on the square around the previous frame's face box, which gives
+this frame's box, probability and 5 landmarks for one 48×48 network pass. A full detection runs early, on the frame
+itself, when
+
+* the tracked face's O-net probability drops below ``min_score`` (the face left, turned away or is occluded),
+* the box jumps: its centre moves more than ``max_shift`` × its side, or its side changes by more than
+  ``max_zoom`` (relative), from one frame to the next (the track slipped),
+* the scene cuts: the mean absolute grey-level change between consecutive frames, on a copy subsampled 8× in each
+  direction, exceeds ``scene_cut`` (0–255 scale).
+
+Without a face to follow, a full detection runs early on a frame that differs from the last frame detected on by
+more than ``appear`` (the same grey-level measure): a face walking in, or a change of scene too gradual for
+``scene_cut``. A static scene without a face costs one detection per key frame only.
+
+:class:`IoUTracker` (``--all-faces``): greedy matching, each new box goes to the live track with the highest IoU
+above ``iou_threshold`` (pairs taken in decreasing IoU order); unmatched boxes start new tracks with the next integer
+id (0, 1, 2, …); a track not matched for more than ``max_missed`` detection rounds ends. Ids are never reused.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from auspread.faces.detect import Detections
+
+
+class TrackOptions(BaseModel):
+    """When :class:`FaceTracker` gives up following a face and runs a full detection on the frame."""
+
+    model_config = ConfigDict(extra="forbid")
+    min_score: float = Field(0.9, ge=0, le=1)  # O-net probability of the tracked face
+    max_shift: float = Field(0.25, gt=0)  # centre movement in one frame, in box sides
+    max_zoom: float = Field(0.25, gt=0)  # relative change of the box side in one frame
+    scene_cut: float = Field(30.0, gt=0)  # mean |Δ grey| (0–255) of 8×-subsampled consecutive frames
+    appear: float = Field(6.0, gt=0)  # no face followed: the same measure against the last frame detected on
+
+
+def thumbnail(image: np.ndarray) -> np.ndarray:
+    """A grey copy subsampled 8× in each direction (float32), for the scene-cut test."""
+    return image[::8, ::8].astype(np.float32).mean(-1)
+
+
+def scene_change(a: np.ndarray | None, b: np.ndarray) -> float:
+    """Mean absolute grey-level difference of two thumbnails (infinite when there is no previous one of that size)."""
+    if a is None or a.shape != b.shape:
+        return float("inf")
+    return float(np.abs(a - b).mean())
+
+
+def box_jump(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """(centre shift in units of ``a``'s side, relative side change) from box ``a`` to box ``b`` (x1, y1, x2, y2)."""
+    sa = max(float(np.sqrt(max((a[2] - a[0]) * (a[3] - a[1]), 1e-6))), 1e-3)
+    sb = float(np.sqrt(max((b[2] - b[0]) * (b[3] - b[1]), 0.0)))
+    shift = float(np.linalg.norm((a[:2] + a[2:]) / 2 - (b[:2] + b[2:]) / 2)) / sa
+    return shift, abs(sb / sa - 1)
+
+
+class FaceTracker:
+    """Follows the main (largest) face of one sequence, or with ``all_faces`` every face of the last detection,
+    between full detections (see the module docstring).
+
+    ``step(frame, key_detections)`` is called once per frame in order; ``key_detections`` is the frame's full MTCNN
+    result on a scheduled key frame, else ``None``. ``counts`` tallies what happened on each frame: ``key``
+    (scheduled detection), ``tracked``, ``lost``/``jump``/``cut``/``change`` (early detection, by cause), ``idle``
+    (no face to follow, no detection). With ``all_faces`` one lost face re-detects the frame; a new face next to
+    followed ones waits for the next key frame."""
+
+    def __init__(self, detector, options: TrackOptions | None = None, all_faces: bool = False):
+        self.detector = detector
+        self.options = options or TrackOptions()
+        self.all_faces = all_faces
+        self._faces: Detections | None = None  # followed faces (never empty: None instead)
+        self._thumb: np.ndarray | None = None
+        self._detected_thumb: np.ndarray | None = None  # the last frame a full detection ran on
+        self.counts: Counter = Counter()
+
+    def step(self, frame: np.ndarray, key: Detections | None) -> tuple[Detections, bool]:
+        """The faces in ``frame`` (main face: 0 or 1 entries; largest first after a detection) and whether they were
+        tracked rather than detected."""
+        o = self.options
+        thumb = thumbnail(frame)
+        cut = self._thumb is not None and scene_change(self._thumb, thumb) > o.scene_cut
+        self._thumb = thumb
+        if key is None:
+            cause = "cut" if cut else None
+            if cause is None and self._faces is not None:
+                prev = self._faces.boxes
+                r = self.detector.refine(frame, prev)
+                if (r.scores < o.min_score).any():
+                    cause = "lost"
+                elif any(sh > o.max_shift or z > o.max_zoom for sh, z in map(box_jump, prev, r.boxes)):
+                    cause = "jump"
+                else:
+                    self._faces = r
+                    self.counts["tracked"] += 1
+                    return r, True
+            if cause is None and self._faces is None and scene_change(self._detected_thumb, thumb) > o.appear:
+                cause = "change"
+            if cause is None:
+                self.counts["idle"] += 1
+                return Detections(), False
+            self.counts[cause] += 1
+            key = self.detector.detect(frame[None])[0]
+        else:
+            self.counts["key"] += 1
+        self._detected_thumb = thumb
+        self._faces = (key if self.all_faces else key.take(0)) if len(key) else None
+        return (self._faces if self._faces is not None else Detections()), False
+
+    def reset(self) -> None:
+        """Forget the faces and the previous frame (an unreadable frame breaks the sequence)."""
+        self._faces, self._thumb, self._detected_thumb = None, None, None
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

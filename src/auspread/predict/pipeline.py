@@ -1,5 +1,12 @@
-"""decode → detect (every frame, or every K frames with the face interpolated in between) → align (identical to
+"""decode → detect (every K-th frame, the face tracked in between; or every frame) → align (identical to
 ``auspread prepare``) → test transform → ``Method.predict_video`` → one row per decoded frame.
+
+Defaults (chosen by measurement, docs/BENCHMARKS.md): full MTCNN detection every ``DEFAULT_DETECT_EVERY`` frames,
+batched per block, the main face followed in between by :class:`~auspread.faces.track.FaceTracker` (O-net on the
+previous box; early re-detection when the face is lost, jumps or the scene cuts); the AU model in bf16 autocast and
+channels-last where the device computes bf16 natively (:func:`auto_precision`), else fp32. The three stages run
+concurrently: a decoding thread, a detection/alignment thread and the AU model in the caller's thread, joined by
+bounded queues (two blocks each), so memory stays flat on long videos.
 
 The aligned crops are streamed to ``predict_video`` in chunks of ``batch_size`` frames, so a temporal method sees the
 whole video once, in order (it computes per-frame features once and reuses them across overlapping clips), while
@@ -25,26 +32,43 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
-from auspread.engine.precision import resolve_amp
+from auspread.engine.precision import cpu_has_native_bf16, resolve_amp
 from auspread.errors import DataError
 from auspread.faces.align import DEFAULT_MARGIN, DEFAULT_SIZE, alignment_matrices, centre_square_matrix, warp
 from auspread.faces.detect import Detections, DetectorOptions, FaceDetector
-from auspread.faces.track import IoUTracker
+from auspread.faces.track import FaceTracker, IoUTracker, TrackOptions
 from auspread.media import Frame, Source
+
+DEFAULT_DETECT_EVERY = 10  # docs/BENCHMARKS.md, "auspread predict with its default options (issue 21)"
+
+
+def auto_precision(device: torch.device) -> Literal["off", "bf16"]:
+    """``bf16`` where ``device`` computes bf16 natively (a CUDA GPU with bf16, a CPU with oneDNN bf16: AVX-512 BF16
+    or AMX), else ``off`` (fp32): the rule of ``optim.amp=auto`` without its fp16 branch."""
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "off"
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return "bf16"
+    return "off"
 
 
 class PredictOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    detect_every: int = Field(1, ge=1)  # run MTCNN on every K-th frame; interpolate (main face) / hold (all faces)
+    # full MTCNN on every K-th frame; in between the face is tracked (track=True), or interpolated between key frames
+    # (track=False; main face) / held (all faces). 1 = exhaustive detection.
+    detect_every: int = Field(DEFAULT_DETECT_EVERY, ge=1)
+    track: bool = True
+    tracking: TrackOptions = TrackOptions()
     all_faces: bool = False
     no_detect: bool = False  # inputs are already aligned face crops: resize only
     batch_size: int = Field(32, ge=1)
     threshold: float = Field(0.5, ge=0, le=1)  # AUxx_c = AUxx_p >= threshold
     align_size: int = Field(DEFAULT_SIZE, ge=32)  # same as `auspread prepare --size`
     margin: float = Field(DEFAULT_MARGIN, ge=0, lt=0.5)
-    prefetch: bool = True  # decode/detect/align the next chunk in a background thread while the model runs
-    amp: Literal["off", "bf16"] = "off"  # bf16 autocast for the AU model
-    channels_last: bool = False
+    prefetch: bool = True  # decoding and detection/alignment each in a background thread, concurrent with the model
+    detect_threads: int | None = Field(None, ge=1)  # torch intra-op threads of the detection thread (None: as set)
+    amp: Literal["auto", "off", "bf16"] = "auto"  # bf16 autocast for the AU model; auto: where bf16 is native
+    channels_last: bool | None = None  # None: with bf16
     detector: DetectorOptions = DetectorOptions()
 
 
@@ -78,8 +102,9 @@ class PredictionTable:
     aus: tuple[int, ...]
     num_frames: int  # decoded frames
     fps: float
-    held: np.ndarray  # bool: the face is interpolated/held from detection frames (--detect-every K)
+    held: np.ndarray  # bool: the face is tracked/interpolated/held, not from a full detection on this frame
     error: str | None = None  # decode error after ``num_frames`` frames (rows still cover every decoded frame)
+    face_search: dict = field(default_factory=dict)  # frames per outcome: key, tracked, lost, jump, cut, idle
 
 
 @dataclass
@@ -108,9 +133,12 @@ class Predictor:
             self.detector = detector or FaceDetector(self.options.detector, device=model.device)
         self.transform = ClipTransform(model.image_size, train=False)
         model.method.eval()
-        if self.options.channels_last:
+        o = self.options
+        self.amp: Literal["off", "bf16"] = auto_precision(model.device) if o.amp == "auto" else o.amp
+        self.channels_last: bool = (self.amp == "bf16") if o.channels_last is None else o.channels_last
+        if self.channels_last:
             model.method.to(memory_format=torch.channels_last)
-        if self.options.amp == "bf16":
+        if o.amp == "bf16":
             resolve_amp("bf16", model.device)  # one warning where the CPU would emulate bf16
 
     # --- pixels → network input ------------------------------------------------------------------------------
@@ -125,7 +153,7 @@ class Predictor:
             t = x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
         x, _ = self.transform(t.contiguous())
         x = x.to(self.model.device)
-        if self.options.channels_last:
+        if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
@@ -144,7 +172,7 @@ class Predictor:
         return out
 
     def _run_model(self, chunks: Iterator[torch.Tensor], num_frames: int) -> np.ndarray:
-        ctx = (torch.autocast(self.model.device.type, dtype=torch.bfloat16) if self.options.amp == "bf16"
+        ctx = (torch.autocast(self.model.device.type, dtype=torch.bfloat16) if self.amp == "bf16"
                else contextlib.nullcontext())
         with torch.inference_mode(), ctx:
             probs = self.model.method.predict_video(chunks, num_frames)
@@ -169,26 +197,52 @@ class Predictor:
             yield block
 
     def _detect_block(self, block: list[Frame], last: dict) -> list[_FaceFrame]:
-        """Detect on frames with index % K == 0; other frames hold the last detected faces."""
-        k = self.options.detect_every
-        run = [i for i, f in enumerate(block) if f.index % k == 0 and f.image is not None]
-        with torch.autocast(self.model.device.type, enabled=False):  # MTCNN stays fp32 under --amp bf16
-            dets = self.detector.detect([block[i].image for i in run]) if run else []
-        by_pos = dict(zip(run, dets))
+        """``--all-faces``, ``track=False``: detect on frames with index % K == 0; other frames hold the last
+        detected faces."""
+        dets = self._key_detections(block)
         out = []
-        for i, f in enumerate(block):
+        for f in block:
             if f.image is None:  # unreadable image: no face
                 out.append(_FaceFrame(f.index, f.timestamp, Detections(), False))
-            elif i in by_pos:
-                last["dets"] = by_pos[i]
-                out.append(_FaceFrame(f.index, f.timestamp, by_pos[i], False))
+            elif f.index in dets:
+                last["dets"] = dets[f.index]
+                out.append(_FaceFrame(f.index, f.timestamp, dets[f.index], False))
             else:
                 d = last.get("dets") or Detections()
                 out.append(_FaceFrame(f.index, f.timestamp, d, len(d) > 0))
         return out
 
-    def _main_face_stream(self, source: Source, state: dict) -> Iterator[list[tuple[Frame, _FaceFrame]]]:
-        """The largest face per frame, in groups of frames ready to align.
+    def _tracked_block(self, block: list[Frame], tracker: FaceTracker) -> list[_FaceFrame]:
+        """Full detection on the block's key frames, :class:`FaceTracker` in between."""
+        dets = self._key_detections(block)
+        out = []
+        for f in block:
+            if f.image is None:  # unreadable image: no face, and the sequence is broken
+                tracker.reset()
+                out.append(_FaceFrame(f.index, f.timestamp, Detections(), False))
+                continue
+            d, held = tracker.step(f.image, dets.get(f.index))
+            out.append(_FaceFrame(f.index, f.timestamp, d, held))
+        return out
+
+    def _key_detections(self, block: list[Frame]) -> dict[int, Detections]:
+        """Full MTCNN, batched, on the block's key frames ``index % K == 0`` (readable ones): frame index → faces."""
+        k = self.options.detect_every
+        run = [f for f in block if f.index % k == 0 and f.image is not None]
+        if not run:
+            return {}
+        return dict(zip((f.index for f in run), self.detector.detect([f.image for f in run])))
+
+    def _tracked_stream(self, blocks: Iterator[list[Frame]], state: dict) -> Iterator[list[tuple[Frame, _FaceFrame]]]:
+        """The main face per frame: full detection on key frames, :class:`FaceTracker` in between (no waiting for
+        the next key frame: each block is ready as soon as it is processed)."""
+        tracker = FaceTracker(self.detector, self.options.tracking)
+        state["face_search"] = tracker.counts
+        for block in blocks:
+            yield list(zip(block, self._tracked_block(block, tracker)))
+
+    def _main_face_stream(self, blocks: Iterator[list[Frame]], state: dict) -> Iterator[list[tuple[Frame, _FaceFrame]]]:
+        """The largest face per frame, in groups of frames ready to align (``track=False``: interpolation).
 
         MTCNN runs (batched per block) on key frames ``index % K == 0``. A frame between key frames a < t < b gets
         the landmarks and box interpolated linearly, ``(1 − w)·x_a + w·x_b`` with ``w = (t − a)/(b − a)``, when both
@@ -216,10 +270,8 @@ class Predictor:
                 out.append((f, _FaceFrame(f.index, f.timestamp, d, True)))
             return out
 
-        for block in self._blocks(source, state):
-            run = [f for f in block if f.index % k == 0 and f.image is not None]
-            with torch.autocast(self.model.device.type, enabled=False):  # MTCNN stays fp32 under --amp bf16
-                dets = dict(zip((f.index for f in run), self.detector.detect([f.image for f in run]))) if run else {}
+        for block in blocks:
+            dets = self._key_detections(block)
             group: list[tuple[Frame, _FaceFrame]] = []
             for f in block:
                 d = dets.get(f.index)
@@ -259,11 +311,16 @@ class Predictor:
         prev_m: list[np.ndarray | None] = [None]
 
         def groups() -> Iterator[list[tuple[Frame, _FaceFrame]]]:
+            blocks = self._blocks(source, state)
+            if o.prefetch:  # decoding in a thread of its own
+                blocks = prefetch(blocks)
             if o.no_detect:
-                for block in self._blocks(source, state):
+                for block in blocks:
                     yield [(f, _FaceFrame(f.index, f.timestamp, Detections(), False)) for f in block]
+            elif o.track:
+                yield from self._tracked_stream(blocks, state)
             else:
-                yield from self._main_face_stream(source, state)
+                yield from self._main_face_stream(blocks, state)
 
         def chunks() -> Iterator[torch.Tensor]:
             for group in groups():
@@ -297,7 +354,8 @@ class Predictor:
                 yield self._to_input(crops)
 
         bound = self._num_frames_bound(source)
-        probs = self._run_model(prefetch(chunks()) if o.prefetch else chunks(), bound)
+        stream = prefetch(chunks(), threads=o.detect_threads) if o.prefetch else chunks()
+        probs = self._run_model(stream, bound)
         n = len(rows["frame"])
         if n == 0:
             raise DataError(source.path, state["error"] or "no frame could be decoded")
@@ -309,20 +367,26 @@ class Predictor:
             face_id=np.where(success, 0, -1).astype(np.int64), success=success,
             confidence=np.asarray(rows["confidence"], np.float64), box=np.asarray(rows["box"], np.float64).reshape(n, 4),
             probs=probs, aus=self.model.aus, num_frames=n, fps=source.fps, held=np.asarray(rows["held"], bool),
-            error=_error_text(state),
+            error=_error_text(state), face_search=dict(state.get("face_search") or {}),
         )
 
     def _predict_all_faces(self, source: Source, progress) -> PredictionTable:
         o = self.options
         state: dict = {"error": None}
-        tracker = IoUTracker(max_missed=max(10, 2 * o.detect_every))
         last: dict = {}
         per_frame: list[tuple[Frame, Detections, np.ndarray, bool]] = []  # (frame meta, dets, ids, held)
+        # track=True: faces followed on every frame, ids from IoU between consecutive frames (a missed round is a
+        # frame); track=False: ids from IoU between detection rounds, faces held in between
+        tracker = IoUTracker(max_missed=max(10, 2 * o.detect_every))
+        follow = FaceTracker(self.detector, o.tracking, all_faces=True)
+        state["face_search"] = follow.counts if o.track else {}
         for block in self._blocks(source, state):
-            for f, d in zip(block, self._detect_block(block, last)):
-                ids = tracker.update(d.dets) if not d.held else last["ids"]
-                if not d.held:
-                    last["ids"] = ids
+            faces = self._tracked_block(block, follow) if o.track else self._detect_block(block, last)
+            for f, d in zip(block, faces):
+                if o.track or not d.held:
+                    ids = last["ids"] = tracker.update(d.dets)
+                else:
+                    ids = last["ids"]
                 per_frame.append((Frame(f.index, f.timestamp, np.empty(0, np.uint8)), d.dets, ids, d.held))
             if progress:
                 progress(len(block))
@@ -383,6 +447,7 @@ class Predictor:
             confidence=np.asarray(cols["confidence"], np.float64), box=np.asarray(cols["box"], np.float64).reshape(n, 4),
             probs=np.asarray(cols["probs"], np.float64).reshape(n, -1), aus=self.model.aus, num_frames=decoded,
             fps=source.fps, held=np.asarray(cols["held"], bool), error=_error_text(state),
+            face_search=dict(state.get("face_search") or {}),
         )
 
 
@@ -393,10 +458,11 @@ def _same_face(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.linalg.norm(ca - cb) < width)
 
 
-def prefetch(gen: Iterator, depth: int = 2) -> Iterator:
+def prefetch(gen: Iterator, depth: int = 2, threads: int | None = None) -> Iterator:
     """Run ``gen`` in a background thread, ``depth`` items ahead (decoding, MTCNN and warping release the GIL, so
-    they overlap with the AU model on another core). Exceptions are re-raised in the consumer; the producer stops
-    when the consumer stops early."""
+    they overlap with the AU model on another core). ``threads``: torch intra-op threads of that thread (OpenMP's
+    setting is per thread). Exceptions are re-raised in the consumer; the producer stops when the consumer stops
+    early."""
     import queue
     import threading
 
@@ -406,6 +472,8 @@ def prefetch(gen: Iterator, depth: int = 2) -> Iterator:
 
     def produce() -> None:
         try:
+            if threads is not None:
+                torch.set_num_threads(threads)
             for item in gen:
                 while not stop.is_set():
                     try:
