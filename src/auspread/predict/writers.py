@@ -7,7 +7,8 @@ Columns, in order (stable; ``face_id`` only with ``--all-faces``)::
 * ``frame``: **1-based**, as in OpenFace's ``FeatureExtraction`` CSV, so scripts written for OpenFace line up; the
   decoded frame ``i`` (0-based, PyAV decode order) is row ``frame = i + 1``. Every decoded frame has a row.
 * ``timestamp``: seconds from the first frame (container timestamps; image sequences use the nominal fps).
-* ``success``: 1 if a face was found (with ``--detect-every K``: at the previous detection frame), else 0.
+* ``success``: 1 if a face was found in this frame (by a full detection or by tracking), else 0 (with
+  ``--no-track``: a face at the previous detection frame).
 * ``confidence``: MTCNN's face probability; ``face_x, face_y, face_w, face_h``: the face box in frame pixels.
 * ``AUxx_c``: occurrence 0/1 (``AUxx_p >= threshold``); ``AUxx_p``: the model's probability.
   OpenFace's ``AUxx_c`` has the same name and meaning; ``AUxx_p`` corresponds to py-feat's bare ``AUxx`` column.
