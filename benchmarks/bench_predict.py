@@ -9,7 +9,9 @@ machine load hits all settings alike):
     old      the old defaults: MTCNN on every frame, fp32, stages one after another (no threads)
     new      the new defaults: ``PredictOptions()`` (detection every K frames + O-net tracking, amp=auto, threads)
     extra variants (``--variants``): new-serial (no threads), new-K5 / new-K20, new-dt1 (detection thread with
-    1 intra-op thread), interp-K5 (the old ``--detect-every 5`` interpolation, fp32, serial)
+    1 intra-op thread), new-1+1 (that, and the AU model's thread at 1 intra-op thread too), new-nocl (without
+    channels-last), interp-K5 (the old ``--detect-every 5`` interpolation,
+    fp32, serial)
   each stage alone, on frames already in memory:
     decode   PyAV decoding
     search   the new defaults' face search (batched MTCNN on key frames, O-net tracking between)
@@ -57,6 +59,8 @@ VARIANTS = {  # name -> PredictOptions fields (over the defaults)
     "new-K5": dict(detect_every=5),
     "new-K20": dict(detect_every=20),
     "new-dt1": dict(detect_threads=1),
+    "new-nocl": dict(channels_last=False),
+    "new-1+1": dict(detect_threads=1),  # and the AU model's (main) thread at 1 intra-op thread too
     "interp-K5": dict(detect_every=5, track=False, amp="off", channels_last=False, prefetch=False),
 }
 MODELS = {"r18@112": ("supervised", 112), "r18@224": ("supervised", 224), "ks@224": ("ks", 224)}
@@ -131,6 +135,18 @@ def timed(fn):
     t0, c0 = time.perf_counter(), time.process_time()
     out = fn()
     return time.perf_counter() - t0, time.process_time() - c0, out
+
+
+def run_variant(name, predictor, source):
+    """One end-to-end run; ``new-1+1`` also sets the calling thread (the AU model's) to 1 intra-op thread."""
+    if name != "new-1+1":
+        return predictor.predict(source)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return predictor.predict(source)
+    finally:
+        torch.set_num_threads(before)
 
 
 def agreement(ref, tab) -> dict:
@@ -258,7 +274,7 @@ def main() -> None:
         cpu: dict[str, list[float]] = {k: [] for k in secs}
         tables, counts = {}, {}
         for r in range(a.rounds):
-            jobs = [(v, lambda v=v: preds[v].predict(FirstN(video))) for v in variants] + list(stages.items())
+            jobs = [(v, lambda v=v: run_variant(v, preds[v], FirstN(video))) for v in variants] + list(stages.items())
             for k, fn in (jobs if r % 2 == 0 else jobs[::-1]):  # alternate the order: drifting load hits all alike
                 t, c, out = timed(fn)
                 secs[k].append(t)
