@@ -8,16 +8,17 @@ machine load hits all settings alike):
   end to end (PyAV decoding included, rows built, no file written):
     old      the old defaults: MTCNN on every frame, fp32, stages one after another (no threads)
     new      the new defaults: ``PredictOptions()`` (detection every K frames + O-net tracking, amp=auto, threads)
-    extra variants (``--variants``): new-serial (no threads), new-K5 / new-K20, new-dt1 (detection thread with
-    1 intra-op thread), new-1+1 (that, and the AU model's thread at 1 intra-op thread too), new-nocl (without
-    channels-last), interp-K5 (the old ``--detect-every 5`` interpolation,
+    extra variants (``--variants``): new-serial (no threads), new-K5 / new-K20, new-dt1 / new-2+2 (intra-op
+    threads of the detection thread + the AU model: 1+2 / 2+2; the defaults split torch's threads, 1 + the rest),
+    new-nocl (without channels-last), interp-K5 (the old ``--detect-every 5`` interpolation,
     fp32, serial)
   each stage alone, on frames already in memory:
     decode   PyAV decoding
-    search   the new defaults' face search (batched MTCNN on key frames, O-net tracking between)
+    search   the new defaults' face search (batched MTCNN on key frames, O-net tracking between), with the
+             detection thread's intra-op threads
     mtcnn    MTCNN on every frame (batched like the old defaults)
     align    5-point alignment + resize + test transform
-    model    the AU model (``predict_video``) in the precision the defaults pick
+    model    the AU model (``predict_video``) in the precision the defaults pick, with all intra-op threads
 
 Reported per model: frames/s (median over rounds), the per-round ratio new/old (median, min, max), the slowest
 stage and new's fraction of its rate (the ceiling of a pipelined design), the serial bound 1/Σ(1/stage rate),
@@ -58,9 +59,9 @@ VARIANTS = {  # name -> PredictOptions fields (over the defaults)
     "new-serial": dict(prefetch=False),
     "new-K5": dict(detect_every=5),
     "new-K20": dict(detect_every=20),
-    "new-dt1": dict(detect_threads=1),
+    "new-dt1": dict(detect_threads=1, model_threads=2),
+    "new-2+2": dict(detect_threads=2, model_threads=2),
     "new-nocl": dict(channels_last=False),
-    "new-1+1": dict(detect_threads=1),  # and the AU model's (main) thread at 1 intra-op thread too
     "interp-K5": dict(detect_every=5, track=False, amp="off", channels_last=False, prefetch=False),
 }
 MODELS = {"r18@112": ("supervised", 112), "r18@224": ("supervised", 224), "ks@224": ("ks", 224)}
@@ -135,18 +136,6 @@ def timed(fn):
     t0, c0 = time.perf_counter(), time.process_time()
     out = fn()
     return time.perf_counter() - t0, time.process_time() - c0, out
-
-
-def run_variant(name, predictor, source):
-    """One end-to-end run; ``new-1+1`` also sets the calling thread (the AU model's) to 1 intra-op thread."""
-    if name != "new-1+1":
-        return predictor.predict(source)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return predictor.predict(source)
-    finally:
-        torch.set_num_threads(before)
 
 
 def agreement(ref, tab) -> dict:
@@ -236,18 +225,24 @@ def main() -> None:
                  for v in variants}
         new = preds["new"]
         print(f"\n{model}: {method} at {size} px, precision of the defaults: amp={new.amp}, "
-              f"channels_last={new.channels_last}", flush=True)
+              f"channels_last={new.channels_last}; intra-op threads (detection, model) {new.thread_split()}",
+              flush=True)
         bs = a.batch_size
         imgs = [f.image for f in frames]
 
         def stage_decode():
             return [None for _, _ in zip(range(n), VideoSource(video).frames())]
 
-        def stage_search():
+        def stage_search():  # alone: with the detection thread's intra-op threads, as in the pipeline
             tracker = FaceTracker(detector, new.options.tracking)
             out = []
-            for i in range(0, n, bs):
-                out += new._tracked_block(frames[i : i + bs], tracker)
+            before = torch.get_num_threads()
+            torch.set_num_threads(new.thread_split()[0] or before)
+            try:
+                for i in range(0, n, bs):
+                    out += new._tracked_block(frames[i : i + bs], tracker)
+            finally:
+                torch.set_num_threads(before)
             return out, dict(tracker.counts)
 
         def stage_mtcnn():
@@ -264,7 +259,7 @@ def main() -> None:
 
         inputs = stage_align()
 
-        def stage_model():
+        def stage_model():  # alone: with every thread
             return new._run_model(iter(inputs), n)
 
         stage_model()  # warm-up (first-call allocations, oneDNN kernels)
@@ -274,7 +269,7 @@ def main() -> None:
         cpu: dict[str, list[float]] = {k: [] for k in secs}
         tables, counts = {}, {}
         for r in range(a.rounds):
-            jobs = [(v, lambda v=v: run_variant(v, preds[v], FirstN(video))) for v in variants] + list(stages.items())
+            jobs = [(v, lambda v=v: preds[v].predict(FirstN(video))) for v in variants] + list(stages.items())
             for k, fn in (jobs if r % 2 == 0 else jobs[::-1]):  # alternate the order: drifting load hits all alike
                 t, c, out = timed(fn)
                 secs[k].append(t)

@@ -226,3 +226,13 @@ def test_auto_precision_follows_native_bf16(faces, tmp_path):
     assert pr.amp == ("bf16" if cpu_has_native_bf16() else "off") and pr.channels_last  # CPU: channels-last
     forced = Predictor(tiny_bundle(), PredictOptions(amp="off", channels_last=True))
     assert forced.amp == "off" and forced.channels_last
+
+
+def test_overlapped_stages_split_the_intra_op_threads(faces, tmp_path):
+    before = torch.get_num_threads()
+    pr = Predictor(tiny_bundle(), PredictOptions(batch_size=4))
+    assert pr.thread_split() == (1, max(1, before - 1))
+    assert Predictor(tiny_bundle(), PredictOptions(prefetch=False)).thread_split() == (None, None)
+    assert Predictor(tiny_bundle(), PredictOptions(detect_threads=2, model_threads=3)).thread_split() == (2, 3)
+    pr.predict(_video(tmp_path, composite(faces[0][:3], [True] * 3)))
+    assert torch.get_num_threads() == before  # restored after the run

@@ -74,7 +74,11 @@ class PredictOptions(BaseModel):
     align_size: int = Field(DEFAULT_SIZE, ge=32)  # same as `auspread prepare --size`
     margin: float = Field(DEFAULT_MARGIN, ge=0, lt=0.5)
     prefetch: bool = True  # decoding and detection/alignment each in a background thread, concurrent with the model
-    detect_threads: int | None = Field(None, ge=1)  # torch intra-op threads of the detection thread (None: as set)
+    # torch intra-op threads while the stages overlap (prefetch): the detection thread's (None: 1) and the AU
+    # model's (None: the caller's setting minus the detection thread's, at least 1). Two OpenMP teams of the
+    # caller's size on the same cores wait on each other: measured 1.5x slower on 2 cores (docs/BENCHMARKS.md).
+    detect_threads: int | None = Field(None, ge=1)
+    model_threads: int | None = Field(None, ge=1)
     amp: Literal["auto", "off", "bf16"] = "auto"  # bf16 autocast for the AU model; auto: where bf16 is native
     channels_last: bool | None = None  # None: auto_channels_last (with bf16; on a CPU always)
     detector: DetectorOptions = DetectorOptions()
@@ -180,11 +184,27 @@ class Predictor:
             out[i] = t.round_().clamp_(0, 255).to(torch.uint8)[0].permute(1, 2, 0).numpy()
         return out
 
-    def _run_model(self, chunks: Iterator[torch.Tensor], num_frames: int) -> np.ndarray:
+    def thread_split(self) -> tuple[int | None, int | None]:
+        """Intra-op threads of (the detection thread, the AU model) while the stages overlap; ``(None, None)``
+        (leave torch's setting alone) without ``prefetch``."""
+        o = self.options
+        if not o.prefetch:
+            return None, None
+        det = o.detect_threads or 1
+        return det, o.model_threads or max(1, torch.get_num_threads() - det)
+
+    def _run_model(self, chunks: Iterator[torch.Tensor], num_frames: int, threads: int | None = None) -> np.ndarray:
         ctx = (torch.autocast(self.model.device.type, dtype=torch.bfloat16) if self.amp == "bf16"
                else contextlib.nullcontext())
-        with torch.inference_mode(), ctx:
-            probs = self.model.method.predict_video(chunks, num_frames)
+        before = torch.get_num_threads()
+        if threads is not None:
+            torch.set_num_threads(threads)
+        try:
+            with torch.inference_mode(), ctx:
+                probs = self.model.method.predict_video(chunks, num_frames)
+        finally:
+            if threads is not None:
+                torch.set_num_threads(before)
         return probs.float().cpu().numpy()
 
     # --- detection stream ------------------------------------------------------------------------------------
@@ -363,8 +383,9 @@ class Predictor:
                 yield self._to_input(crops)
 
         bound = self._num_frames_bound(source)
-        stream = prefetch(chunks(), threads=o.detect_threads) if o.prefetch else chunks()
-        probs = self._run_model(stream, bound)
+        det_threads, model_threads = self.thread_split()
+        stream = prefetch(chunks(), threads=det_threads) if o.prefetch else chunks()
+        probs = self._run_model(stream, bound, model_threads)
         n = len(rows["frame"])
         if n == 0:
             raise DataError(source.path, state["error"] or "no frame could be decoded")
@@ -430,8 +451,10 @@ class Predictor:
                 if imgs:
                     yield self._to_input(_warp_frames(imgs, np.stack(mats), o.align_size))
 
-            stream = prefetch(chunks()) if o.prefetch else chunks()
-            probs = _fit_rows(self._run_model(stream, len(members)), len(members), len(self.model.aus))
+            det_threads, model_threads = self.thread_split()
+            stream = prefetch(chunks(), threads=det_threads) if o.prefetch else chunks()
+            probs = _fit_rows(self._run_model(stream, len(members), model_threads), len(members),
+                              len(self.model.aus))
             for (pos, _), p in zip(members, probs):
                 results[(pos, tid)] = p
         cols: dict[str, list] = {k: [] for k in ("frame", "timestamp", "face_id", "success", "confidence", "box",
