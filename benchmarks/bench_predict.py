@@ -8,7 +8,7 @@ machine load hits all settings alike):
   end to end (PyAV decoding included, rows built, no file written):
     old      the old defaults: MTCNN on every frame, fp32, stages one after another (no threads)
     new      the new defaults: ``PredictOptions()`` (detection every K frames + O-net tracking, amp=auto, threads)
-    extra variants (``--variants``): new-serial (no threads), new-K5 / new-K20, new-dt1 / new-2+2 (intra-op
+    extra variants (``--variants``): old-t1 (the old defaults with ``--threads 1``), new-serial (no threads), new-K5 / new-K20, new-dt1 / new-2+2 (intra-op
     threads of the detection thread + the AU model: 1+2 / 2+2; the defaults split torch's threads, 1 + the rest),
     new-nocl (without channels-last), interp-K5 (the old ``--detect-every 5`` interpolation,
     fp32, serial)
@@ -55,6 +55,7 @@ import torch
 
 VARIANTS = {  # name -> PredictOptions fields (over the defaults)
     "old": dict(detect_every=1, amp="off", channels_last=False, prefetch=False),
+    "old-t1": dict(detect_every=1, amp="off", channels_last=False, prefetch=False, main_threads=1),
     "new": {},
     "new-serial": dict(prefetch=False),
     "new-K5": dict(detect_every=5),
@@ -136,6 +137,16 @@ def timed(fn):
     t0, c0 = time.perf_counter(), time.process_time()
     out = fn()
     return time.perf_counter() - t0, time.process_time() - c0, out
+
+
+def with_threads(threads, fn, *args):
+    """``fn(*args)`` with the calling thread's torch intra-op threads set to ``threads`` (None: unchanged)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        return fn(*args)
+    finally:
+        torch.set_num_threads(before)
 
 
 def agreement(ref, tab) -> dict:
@@ -221,8 +232,9 @@ def main() -> None:
         else:
             method, size = MODELS[model]
             bundle = build_bundle(method, size)
-        preds = {v: Predictor(bundle, PredictOptions(batch_size=a.batch_size, **VARIANTS[v]), detector=detector)
-                 for v in variants}
+        preds = {v: Predictor(bundle, PredictOptions(batch_size=a.batch_size, **{k: x for k, x in VARIANTS[v].items()
+                                                                                 if k != "main_threads"}),
+                              detector=detector) for v in variants}
         new = preds["new"]
         print(f"\n{model}: {method} at {size} px, precision of the defaults: amp={new.amp}, "
               f"channels_last={new.channels_last}; intra-op threads (detection, model) {new.thread_split()}",
@@ -233,17 +245,13 @@ def main() -> None:
         def stage_decode():
             return [None for _, _ in zip(range(n), VideoSource(video).frames())]
 
-        def stage_search():  # alone: with the detection thread's intra-op threads, as in the pipeline
+        def search():
             tracker = FaceTracker(detector, new.options.tracking)
-            out = []
-            before = torch.get_num_threads()
-            torch.set_num_threads(new.thread_split()[0] or before)
-            try:
-                for i in range(0, n, bs):
-                    out += new._tracked_block(frames[i : i + bs], tracker)
-            finally:
-                torch.set_num_threads(before)
+            out = [d for i in range(0, n, bs) for d in new._tracked_block(frames[i : i + bs], tracker)]
             return out, dict(tracker.counts)
+
+        def stage_search():  # alone: with the detection thread's intra-op threads, as in the pipeline
+            return with_threads(new.thread_split()[0], search)
 
         def stage_mtcnn():
             return [d for i in range(0, n, bs) for d in detector.detect(imgs[i : i + bs])]
@@ -269,7 +277,7 @@ def main() -> None:
         cpu: dict[str, list[float]] = {k: [] for k in secs}
         tables, counts = {}, {}
         for r in range(a.rounds):
-            jobs = [(v, lambda v=v: preds[v].predict(FirstN(video))) for v in variants] + list(stages.items())
+            jobs = [(v, lambda v=v: with_threads(VARIANTS[v].get("main_threads"), preds[v].predict, FirstN(video))) for v in variants] + list(stages.items())
             for k, fn in (jobs if r % 2 == 0 else jobs[::-1]):  # alternate the order: drifting load hits all alike
                 t, c, out = timed(fn)
                 secs[k].append(t)
