@@ -223,7 +223,7 @@ def test_auto_precision_follows_native_bf16(faces, tmp_path):
     from auspread.engine.precision import cpu_has_native_bf16
 
     pr = Predictor(tiny_bundle(), PredictOptions())
-    assert pr.amp == ("bf16" if cpu_has_native_bf16() else "off") and pr.channels_last  # CPU: channels-last
+    assert pr.amp == ("bf16" if cpu_has_native_bf16() else "off") and pr.channels_last == (pr.amp == "bf16")
     forced = Predictor(tiny_bundle(), PredictOptions(amp="off", channels_last=True))
     assert forced.amp == "off" and forced.channels_last
 

@@ -4,8 +4,7 @@
 Defaults (chosen by measurement, docs/BENCHMARKS.md): full MTCNN detection every ``DEFAULT_DETECT_EVERY`` frames,
 batched per block, the main face followed in between by :class:`~auspread.faces.track.FaceTracker` (O-net on the
 previous box; early re-detection when the face is lost, jumps or the scene cuts); the AU model in bf16 autocast and
-channels-last where the device computes bf16 natively (:func:`auto_precision`), else fp32 (channels-last still on
-a CPU: :func:`auto_channels_last`). The three stages run
+channels-last where the device computes bf16 natively (:func:`auto_precision`), else fp32. The three stages run
 concurrently: a decoding thread, a detection/alignment thread and the AU model in the caller's thread, joined by
 bounded queues (two blocks each), so memory stays flat on long videos.
 
@@ -54,10 +53,9 @@ def auto_precision(device: torch.device) -> Literal["off", "bf16"]:
 
 
 def auto_channels_last(device: torch.device, amp: str) -> bool:
-    """Channels-last with bf16 (as ``optim.channels_last`` pairs them), and on a CPU in fp32 too: measured on a
-    2-core AVX2 EPYC, fp32 channels-last ran the AU model 1.3-1.4x faster (ResNet-18 at 112 and 224 px,
-    Knowledge-Spreader at 224 px; docs/BENCHMARKS.md)."""
-    return amp == "bf16" or device.type == "cpu"
+    """Channels-last with bf16. In fp32 on a 2-core AVX2 CPU it made no measurable end-to-end difference with the
+    AU model on one intra-op thread (docs/BENCHMARKS.md, issue 21), so fp32 keeps the default memory format."""
+    return amp == "bf16"
 
 
 class PredictOptions(BaseModel):
@@ -80,7 +78,7 @@ class PredictOptions(BaseModel):
     detect_threads: int | None = Field(None, ge=1)
     model_threads: int | None = Field(None, ge=1)
     amp: Literal["auto", "off", "bf16"] = "auto"  # bf16 autocast for the AU model; auto: where bf16 is native
-    channels_last: bool | None = None  # None: auto_channels_last (with bf16; on a CPU always)
+    channels_last: bool | None = None  # None: with bf16 (auto_channels_last)
     detector: DetectorOptions = DetectorOptions()
 
 
