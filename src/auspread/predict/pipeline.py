@@ -74,7 +74,7 @@ class PredictOptions(BaseModel):
     prefetch: bool = True  # decoding and detection/alignment each in a background thread, concurrent with the model
     # torch intra-op threads while the stages overlap (prefetch): the detection thread's (None: 1) and the AU
     # model's (None: the caller's setting minus the detection thread's, at least 1). Two OpenMP teams of the
-    # caller's size on the same cores wait on each other: measured 1.5x slower on 2 cores (docs/BENCHMARKS.md).
+    # caller's size on the same cores wait on each other: up to 1.5x slower on 2 cores (docs/BENCHMARKS.md).
     detect_threads: int | None = Field(None, ge=1)
     model_threads: int | None = Field(None, ge=1)
     amp: Literal["auto", "off", "bf16"] = "auto"  # bf16 autocast for the AU model; auto: where bf16 is native
