@@ -23,6 +23,17 @@ steps. Variants:
   U  T with the final LayerNorm kept
   V  K with every LayerNorm of the encoder removed (both per block and the final one)
   W  V with the default head initialisation (trunc-normal 0.02), i.e. B with no LayerNorm in the encoder
+  C1 C with one Spatial Student for every key position (student 0 always)
+  CL C with each Spatial Student a single Linear(C, W) (no hidden layer, no dropout) before its head
+  CD C without the students' dropout
+  TB Temporal Teacher T_b at the key position: the whole clip through branch B (students, T_b), T_b's BCE alone
+  TB1 TB with one Spatial Student shared by every clip position
+  TBL TB with CL's one-layer students
+  CB C with BatchNorm1d after each student's first linear layer (Linear -> BN -> ReLU -> Dropout -> Linear)
+  CN C with BatchNorm1d on the pooled backbone-B features before the students (a BNNeck)
+  CU C with the paper's U-dimensional student output read as the logits (Linear(C, hidden) -> ReLU -> Dropout ->
+     Linear(hidden, U), no separate head): "the dimension of each output feature for Spatial Student is U"
+  AB A's head on KS's own ResNet-18 B: pooled backbone-B features -> one linear layer (the C variants' trunk)
 
     python benchmarks/diag_ks_heads.py A 480        # about 2 min on one core; then B, C, D, E; H with method.sil=mlp
     DIAG_LR=3e-4 DIAG_WARMUP=100 python benchmarks/diag_ks_heads.py B 480     # other learning rate / linear warm-up
@@ -49,9 +60,41 @@ from auspread.losses.weighted_bce import weighted_bce_with_logits
 REPO = Path(__file__).resolve().parent.parent
 
 
+CLIP: dict = {}  # the current batch's clip frames, for the T_b variants (set by the loop)
+
+
+def _one_layer_students(net) -> None:
+    for s in net.students:
+        s.mlp = torch.nn.Linear(net.backbone_b.out_channels, net.width)
+
+
 def head_path(variant: str, ks, info):
     """(trainable module, forward(key_frames, m) -> logits) of one variant."""
     net = ks.net
+    if variant in ("CL", "TBL"):
+        _one_layer_students(net)
+    if variant == "CU":
+        for s in net.students:
+            s.mlp[3] = torch.nn.Linear(s.mlp[0].out_features, info.num_aus)
+        return ks, lambda key, m: net.students[m].mlp(net.features_b(key))
+    if variant == "AB":
+        head = torch.nn.Linear(net.backbone_b.out_channels, info.num_aus)
+        return torch.nn.ModuleList([net.backbone_b, head]), lambda key, m: head(net.features_b(key))
+    if variant == "CB":
+        for s in net.students:
+            s.mlp = torch.nn.Sequential(s.mlp[0], torch.nn.BatchNorm1d(s.mlp[0].out_features), *s.mlp[1:])
+    if variant == "CN":
+        neck = torch.nn.BatchNorm1d(net.backbone_b.out_channels)
+        return (torch.nn.ModuleList([ks, neck]), lambda key, m: net.students[m](neck(net.features_b(key)))[1])
+    if variant == "CD":
+        for s in net.students:
+            s.mlp[2].p = 0.0
+    if variant in ("C1", "TB1"):
+        net.students = torch.nn.ModuleList([net.students[0]] * net.clip_len)
+    if variant in ("TB", "TB1", "TBL"):
+        return ks, lambda key, m: net.forward_branch_b(CLIP["frames"])[2][:, m]
+    if variant in ("C1", "CL", "CD", "CB"):
+        return ks, lambda key, m: net.students[m](net.features_b(key))[1]
     if variant == "A":
         scfg = load_config(REPO / "configs/supervised_synthetic.yaml", ["data.synth_preset=bp4d-like"])
         torch.manual_seed(0)
@@ -100,7 +143,7 @@ def head_path(variant: str, ks, info):
         head = torch.nn.Linear(net.num_aus * net.width, info.num_aus)
         return (torch.nn.ModuleList([net.backbone_a, net.decoupler, head]),
                 lambda key, m: head(net.features_a(key).flatten(1)))
-    raise SystemExit(f"unknown variant {variant!r} (A, B, C, D, E, F, G, H, I, K, L, P, R, S, T, U, V, W)")
+    raise SystemExit(f"unknown variant {variant!r} (A, AB, B, C, C1, CB, CU, CL, CD, CN, D, E, F, G, H, I, K, L, P, R, S, T, TB, TB1, TBL, U, V, W)")
 
 
 def main() -> None:
@@ -133,6 +176,7 @@ def main() -> None:
             b = batches.batch(i)
             ar = torch.arange(b["frames"].shape[0])
             key, y = b["frames"][ar, b["key_pos"]], b["labels"][ar, b["key_pos"]]
+            CLIP["frames"] = b["frames"]
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=os.environ.get("DIAG_AMP", "bf16") == "bf16"):
                 z = forward(key, int(b["key_pos"][0]))
             loss = weighted_bce_with_logits(z.float(), y, info.class_weights)
