@@ -4,20 +4,15 @@ cannot disagree (issue 20)."""
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_ci_runs_the_readme_test_command():
+@pytest.mark.parametrize("command", [r"pip install -e \. && auspread train", r"pip install -e \"\.\[test\]\" && pytest"])
+def test_ci_runs_the_readme_set_up_command(command):
     readme = (ROOT / "README.md").read_text()
-    m = re.search(r"^(pip install -e \"\.\[test\]\" && pytest[^#\n]*?)\s*(#.*)?$", readme, re.M)
-    assert m, "README lost its test command"
-    ci = [l.strip() for l in (ROOT / ".ci" / "run").read_text().splitlines() if l.strip() and not l.startswith("#")]
-    assert m.group(1).strip() in ci
-
-
-def test_ci_runs_the_readme_main_job_command():
-    readme = (ROOT / "README.md").read_text()
-    m = re.search(r"^(pip install -e \. && auspread train[^#\n]*?)\s*(#.*)?$", readme, re.M)
-    assert m, "README lost its install-and-main-job command"
+    m = re.search(rf"^({command}[^#\n]*?)\s*(#.*)?$", readme, re.M)
+    assert m, f"README lost its set-up command {command!r}"
     ci = [l.strip() for l in (ROOT / ".ci" / "run").read_text().splitlines() if l.strip() and not l.startswith("#")]
     assert m.group(1).strip() in ci
