@@ -17,6 +17,9 @@ BUDGET = [
 # from 10) to 10. TCL, like KS, samples one clip per labelled key frame and each clip carries that one label
 # (tests/data/test_sampling.py), so its 16 clips per step are the 16 labelled samples of the rule. (Until session 3
 # this said "4 clips = 16 labelled frames" and gave TCL 4 labelled samples per step: wrong.)
+# KS also takes AdamW 3e-4 instead of 1e-3 (issue 17, session 8): at 1e-3 its MLP students and T_b stay at the base
+# rates from random weights, where the supervised counterpart's single linear head learns; the head diagnosis in
+# docs/BENCHMARKS.md measures both rates (the supervised counterpart at 3e-4 is measured there too).
 PER_METHOD = {
-    "ks": ["method.ramp_epochs=1", "method.unlabelled_from_epoch=2", "method.unlabelled_ratio=0.5"],
+    "ks": ["method.ramp_epochs=1", "method.unlabelled_from_epoch=2", "method.unlabelled_ratio=0.5", "optim.lr=0.0003"],
 }

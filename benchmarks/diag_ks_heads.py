@@ -34,10 +34,16 @@ steps. Variants:
   CU C with the paper's U-dimensional student output read as the logits (Linear(C, hidden) -> ReLU -> Dropout ->
      Linear(hidden, U), no separate head): "the dimension of each output feature for Spatial Student is U"
   AB A's head on KS's own ResNet-18 B: pooled backbone-B features -> one linear layer (the C variants' trunk)
+  AB2 AB with two stacked linear layers Linear(C, W) -> Linear(W, U) (one head, trained every step)
+  ABM AB with an MLP head Linear(C, 256) -> ReLU -> Linear(256, U) (one head, no dropout)
+  ABN ABM with a LayerNorm over the pooled features first (centred inputs for the hidden layer)
+  ABG ABM with GELU instead of ReLU
 
     python benchmarks/diag_ks_heads.py A 480        # about 2 min on one core; then B, C, D, E; H with method.sil=mlp
     DIAG_LR=3e-4 DIAG_WARMUP=100 python benchmarks/diag_ks_heads.py B 480     # other learning rate / linear warm-up
     DIAG_AMP=off python benchmarks/diag_ks_heads.py B 480                     # fp32 instead of bf16 autocast
+    DIAG_HEAD_LR_SCALE=0.3 python benchmarks/diag_ks_heads.py C 480           # heads at 0.3 × the trunks' lr
+    DIAG_DEAD=1 python benchmarks/diag_ks_heads.py ABM 480                    # + fraction of dead ReLU units
 """
 
 from __future__ import annotations
@@ -79,6 +85,14 @@ def head_path(variant: str, ks, info):
         return ks, lambda key, m: net.students[m].mlp(net.features_b(key))
     if variant == "AB":
         head = torch.nn.Linear(net.backbone_b.out_channels, info.num_aus)
+        return torch.nn.ModuleList([net.backbone_b, head]), lambda key, m: head(net.features_b(key))
+    if variant in ("AB2", "ABM", "ABN", "ABG"):  # two-layer heads on ResNet-B, one head for every step
+        c, w = net.backbone_b.out_channels, net.width
+        act = torch.nn.GELU() if variant == "ABG" else torch.nn.ReLU()
+        head = (torch.nn.Sequential(torch.nn.Linear(c, w), torch.nn.Linear(w, info.num_aus)) if variant == "AB2" else
+                torch.nn.Sequential(torch.nn.Linear(c, 256), act, torch.nn.Linear(256, info.num_aus)))
+        if variant == "ABN":
+            head = torch.nn.Sequential(torch.nn.LayerNorm(c), *head)
         return torch.nn.ModuleList([net.backbone_b, head]), lambda key, m: head(net.features_b(key))
     if variant == "CB":
         for s in net.students:
@@ -162,8 +176,20 @@ def main() -> None:
     batches = TrainBatches(splits.train, sparse.key_frames, store, ks.data_spec(), cfg.data, 16, seed=0)
     model, forward = head_path(variant, ks, info)
     model.train()
+    dead: list[float] = []  # fraction of ReLU units of the heads that are zero for every sample of the batch
+    if os.environ.get("DIAG_DEAD"):
+        trunk = {id(m) for m in ks.net.backbone_a.modules()} | {id(m) for m in ks.net.backbone_b.modules()}
+        for mod in model.modules():
+            if isinstance(mod, torch.nn.ReLU) and id(mod) not in trunk:
+                mod.register_forward_hook(lambda mod, i, o: dead.append(float((o.flatten(0, -2) <= 0).all(0).float().mean())))
     lr, warmup = float(os.environ.get("DIAG_LR", "1e-3")), int(os.environ.get("DIAG_WARMUP", "0"))
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=1e-4)
+    # DIAG_HEAD_LR_SCALE: the parameters outside the ResNet trunks (heads, students, encoders) at lr × this scale
+    trunk_ids = {id(p) for p in ks.net.backbone_a.parameters()} | {id(p) for p in ks.net.backbone_b.parameters()}
+    params = [p for p in model.parameters() if p.requires_grad]
+    head_scale = float(os.environ.get("DIAG_HEAD_LR_SCALE", "1"))
+    groups = [{"params": [p for p in params if id(p) in trunk_ids]},
+              {"params": [p for p in params if id(p) not in trunk_ids], "lr": lr * head_scale}]
+    opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
     losses: list[float] = []
     t0, step, epoch = time.time(), 0, 0
@@ -187,7 +213,8 @@ def main() -> None:
             losses.append(float(loss.detach()))
             step += 1
             if step % 60 == 0:
-                print(variant, step, round(float(np.mean(losses[-60:])), 4), f"{time.time() - t0:.0f}s", flush=True)
+                extra = f" dead {np.mean(dead[-60:]):.2f}" if dead else ""
+                print(variant, step, round(float(np.mean(losses[-60:])), 4), f"{time.time() - t0:.0f}s{extra}", flush=True)
 
 
 if __name__ == "__main__":

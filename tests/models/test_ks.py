@@ -36,7 +36,7 @@ def test_forward_equals_cached_feature_path():
     with torch.no_grad():
         out = net(frames, torch.tensor([0, 2]))
         feats = net.features_b(frames.flatten(0, 1)).view(2, 3, -1)
-        tokens = torch.stack([net.students[j].token(feats[:, j]) for j in range(3)], 1)
+        tokens = torch.stack([net.student(j).token(feats[:, j]) for j in range(3)], 1)
         tb, _ = net.temporal_head(tokens)
         sa = net.spatial_head(net.features_a(torch.stack([frames[0, 0], frames[1, 2]])))
     torch.testing.assert_close(out.tb_logits, tb)
@@ -63,6 +63,30 @@ def test_student_dropout_is_noise_in_training_only():
     assert not torch.equal(net.students[0].token(feats), net.students[0].token(feats))
     net.eval()
     assert torch.equal(net.students[0].token(feats), net.students[0].token(feats))
+
+
+def test_shared_students_are_one_set_of_weights_with_a_dropout_draw_per_position():
+    """students="shared" (issue 17): every clip position reads the same weights, so a frame gets the same token at
+    any position in eval mode; in training each position draws its own dropout mask; per_position (the paper) has
+    n different students."""
+    shared, own = _net(8, n=3, students="shared", student_dropout=0.5), _net(8, n=3)
+    assert len(shared.students) == 1 and len(own.students) == 3
+    feats = torch.randn(2, 1, shared.backbone_b.out_channels).expand(2, 3, -1)  # the same frame at every position
+    shared.eval()
+    with torch.no_grad():
+        tokens, logits = shared.student_outputs(feats)
+    torch.testing.assert_close(tokens[:, 0], tokens[:, 2])
+    own.eval()
+    with torch.no_grad():
+        own_tokens, _ = own.student_outputs(feats)
+    assert not torch.allclose(own_tokens[:, 0], own_tokens[:, 2])
+    shared.train()
+    with torch.no_grad():
+        noisy, _ = shared.student_outputs(feats)
+    assert not torch.equal(noisy[:, 0], noisy[:, 2])
+    assert not torch.equal(shared.all_student_tokens(feats[:, 0])[0], shared.all_student_tokens(feats[:, 0])[0])
+    with pytest.raises(ValueError, match="per_position"):
+        _net(8, students="one")
 
 
 def test_mlp_ablation_has_no_attention_and_same_shapes():

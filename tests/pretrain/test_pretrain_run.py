@@ -115,11 +115,12 @@ def test_cli_quick_with_probe_and_bad_override(tmp_path, cache):
     res = CliRunner().invoke(app, ["pretrain", "--quick", "--probe", "--labels", "5%", "-q", "threads=1",
                                    "optim.epochs=1", "optim.steps_per_epoch=2", "probe.steps=5"])
     assert res.exit_code == 0, res.output
-    lines = res.output.strip().splitlines()
+    lines = res.stdout.strip().splitlines()  # stdout only: a one-time precision notice goes to stderr
     assert lines[-1].endswith(TRUNK) and "linear probe at labels every:20" in res.output and "random weights" in res.output
     (entry,) = [d for d in cache.iterdir() if d.is_dir()]
     probe = json.loads((entry / "probe.json").read_text())
     assert set(probe) == {"pretrained", "random"} and probe["random"]["trunk"] is None
+    assert "ROC-AUC" in res.output and all(0.0 <= probe[k]["roc_auc"] <= 1.0 for k in probe)  # threshold-free readout
     again = CliRunner().invoke(app, ["pretrain", "--quick", "-q", "threads=1", "optim.epochs=1", "optim.steps_per_epoch=2"])
     assert again.exit_code == 0 and "cached trunk" in again.output
     bad = CliRunner().invoke(app, ["pretrain", "--quick", "recipe.objective=mae"])

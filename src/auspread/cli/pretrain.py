@@ -64,7 +64,8 @@ def pretrain(
         p = res["pretrained"]
         typer.echo(f"linear probe at labels {cfg.data.labels}, {p.train_frames} labelled frames, validation mean F1: "
                    f"pretrained {100 * p.f1:.1f} | random weights {100 * res['random'].f1:.1f} | "
-                   f"all-positive predictor {100 * p.all_positive_f1:.1f}")
+                   f"all-positive predictor {100 * p.all_positive_f1:.1f}; ROC-AUC (threshold-free, 0.5 = nothing): "
+                   f"pretrained {p.roc_auc:.3f} | random weights {res['random'].roc_auc:.3f}")
         from auspread.io import atomic_write_text
 
         atomic_write_text(s.run_dir / "probe.json", json.dumps({k: v.to_dict() for k, v in res.items()}, indent=2))

@@ -51,6 +51,9 @@ class KSOptions(MethodOptions):
     ff_mult: int = Field(4, ge=1, description="feed-forward width = ff_mult * W (ViT: 4)")
     student_hidden: int = Field(256, ge=1, description="hidden units of each MLP Spatial Student")
     student_dropout: float = Field(0.3, ge=0, lt=1, description="dropout noise of the Spatial Students")
+    # "per_position": n students with their own weights (the paper); "shared": one set of weights for every position,
+    # each position with its own dropout draw (not in the paper; docs/methods/knowledge_spreader.md, issue 17)
+    students: Literal["per_position", "shared"] = "per_position"
     encoder_dropout: float = Field(0.1, ge=0, lt=1)
     sil: Literal["transformer", "mlp"] = "transformer"  # "mlp": Table 3 ablation KSM+TPL
     # "none": no LayerNorm in the token encoders (not in the paper; from random weights the per-token LayerNorm holds
@@ -125,6 +128,7 @@ class KnowledgeSpreader(Method):
             au_head_init=o.au_head_init,
             backbone=o.backbone,
             pretrained=pretrained,
+            students=o.students,
         )
         self.register_class_weights(info, o.class_weights)
         self._pl_counts: dict[str, float] = {}  # pseudo-label accuracy counts of the current epoch (logging only)

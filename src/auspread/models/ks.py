@@ -168,6 +168,7 @@ class KSNet(nn.Module):
         backbone: str = "resnet18",
         pretrained: str | None = None,
         tpl_hidden: int = 64,
+        students: Literal["per_position", "shared"] = "per_position",
     ):
         super().__init__()
         if clip_len < 2:
@@ -192,7 +193,12 @@ class KSNet(nn.Module):
         # branch B: every frame → pooled feature → student j → token → T_b
         self.backbone_b = PooledResNet(backbone, pretrained)
         c = self.backbone_b.out_channels
-        self.students = nn.ModuleList(SpatialStudent(c, student_hidden, width, num_aus, student_dropout) for _ in range(clip_len))
+        if students not in ("per_position", "shared"):
+            raise ValueError(f"students must be 'per_position' or 'shared', got {students!r}")
+        # "shared": one set of student weights for every clip position, each position with its own dropout draw
+        self.shared_students = students == "shared"
+        n_students = 1 if self.shared_students else clip_len
+        self.students = nn.ModuleList(SpatialStudent(c, student_hidden, width, num_aus, student_dropout) for _ in range(n_students))
         self.temporal_teacher = TokenEncoder(clip_len, width, heads, depth, ff_mult, encoder_dropout, sil, encoder_norm)
         self.frame_head = nn.Linear(width, num_aus)
         self.tpl_head = nn.Sequential(nn.Linear(clip_len * width, tpl_hidden), nn.ReLU(inplace=True), nn.Linear(tpl_hidden, 1))
@@ -212,14 +218,18 @@ class KSNet(nn.Module):
         """``(k, 3, H, W)`` → pooled backbone-B features ``(k, C)`` (per frame, cacheable)."""
         return self.backbone_b(frames)
 
+    def student(self, j: int) -> SpatialStudent:
+        """The Spatial Student S_b^j of clip position j (the one shared student with ``students="shared"``)."""
+        return self.students[0 if self.shared_students else j]
+
     def student_outputs(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``feats (B, n, C)``: student j on clip position j → tokens ``(B, n, W)``, logits ``(B, n, U)``."""
-        outs = [self.students[j](feats[:, j]) for j in range(self.clip_len)]
+        outs = [self.student(j)(feats[:, j]) for j in range(self.clip_len)]
         return torch.stack([o[0] for o in outs], 1), torch.stack([o[1] for o in outs], 1)
 
     def all_student_tokens(self, feats: torch.Tensor) -> torch.Tensor:
         """``feats (T, C)`` → ``(n, T, W)``: every student's token for every frame (dense inference)."""
-        return torch.stack([s.token(feats) for s in self.students])
+        return torch.stack([self.student(j).token(feats) for j in range(self.clip_len)])
 
     def temporal_head(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """T_b: frame tokens ``(B, n, W)`` (temporal embedding added inside) → per-frame logits ``(B, n, U)`` and

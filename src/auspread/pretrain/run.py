@@ -302,6 +302,8 @@ class ProbeResult:
     split: str  # the subjects scored: "val" (or "test" in benchmark tables)
     f1: float  # mean F1 over AUs on every frame of that split
     accuracy: float
+    roc_auc: float  # mean ROC-AUC over AUs: threshold-free, so a head calibrated on the wrong side of 0.5 still shows
+    # what the features tell (0.5 = nothing)
     all_positive_f1: float  # the trivial "every AU always on" predictor on the same frames
     per_au: dict[str, float]
     train_frames: int  # labelled frames the head was fitted on
@@ -348,6 +350,7 @@ def linear_probe(cfg: PretrainConfig, trunk: str | Path | None, progress: bool =
     from auspread.data.labels import sparsify
     from auspread.evaluation.dense import evaluate_split
     from auspread.evaluation.metrics import all_positive_f1
+    from auspread.evaluation.ranking import roc_auc
     from auspread.losses.weighted_bce import weighted_bce_with_logits
     from auspread.pretrain.byol import make_trunk
 
@@ -381,8 +384,10 @@ def linear_probe(cfg: PretrainConfig, trunk: str | Path | None, progress: bool =
         weighted_bce_with_logits(head(xs), y, w).backward()
         opt.step()
     probe = _Probe(net, mean.to(device), std.to(device), head.to(device)).eval()
-    scores, _ = evaluate_split(probe, open_store(target, cfg.data, progress), target, tf, device)
+    scores, preds = evaluate_split(probe, open_store(target, cfg.data, progress), target, tf, device, keep_predictions=True)
+    p_all, y_all = np.concatenate(preds.probs), np.concatenate(preds.labels)
+    aucs = [roc_auc(p_all[:, k], y_all[:, k]) for k in range(y_all.shape[1])]  # labels -1 are ignored
     return ProbeResult(trunk=None if trunk is None else str(trunk), split=split, f1=scores.mean_f1,
-                       accuracy=scores.mean_accuracy, all_positive_f1=all_positive_f1(target.all_labels(), target.aus).mean_f1,
+                       accuracy=scores.mean_accuracy, roc_auc=float(np.nanmean(aucs)), all_positive_f1=all_positive_f1(target.all_labels(), target.aus).mean_f1,
                        per_au={f"AU{a}": float(f) for a, f in zip(scores.aus, scores.f1)}, train_frames=int(len(y)),
                        seconds=time.time() - t0)
