@@ -11,6 +11,8 @@ cell stopped mid-way continues from its last finished epoch (its minutes add the
 
 Measurement (docs/BENCHMARKS.md):  python benchmarks/bench_ks_table.py --out runs/ks-table --labels 5,100
 Smoke check (about a minute):      python benchmarks/bench_ks_table.py --quick
+Issue 17, each change off:         python benchmarks/bench_ks_table.py --out runs/ks17 --labels 5 \
+                                       --rows ks,ks-kl-summed,ks-no-distill-ramp,ks-no-tb-bce,ks-per-position,ks-layernorm
 """
 
 from __future__ import annotations
@@ -35,10 +37,13 @@ ROWS = {
     "ks-sil-mlp": ("ks_synthetic.yaml", ["method.sil=mlp"]),  # Table 3 "KSM+TPL"
     "ks-no-distill": ("ks_synthetic.yaml", ["method.distill=false"]),  # Table 3 "SIL+TPL"
     "ks-no-tpl": ("ks_synthetic.yaml", ["method.tpl=false"]),  # Table 3 "SIL+KSM"
-    # not in the paper: no LayerNorm in the two token encoders (method.encoder_norm=none; the head diagnosis)
-    "ks-no-norm": ("ks_synthetic.yaml", ["method.encoder_norm=none"]),
-    # ... and nn.Linear's initialisation of S_a's per-AU head (head diagnosis row V, the fastest S_a path)
-    "ks-no-norm-linear-head": ("ks_synthetic.yaml", ["method.encoder_norm=none", "method.au_head_init=linear"]),
+    # issue 17: each change off, the others on (ks_synthetic's random-weights defaults otherwise)
+    "ks-kl-summed": ("ks_synthetic.yaml", ["method.kd_lambda=6"]),  # 1 off: λ·U, the old summed KL on BP4D (U = 12)
+    "ks-no-distill-ramp": ("ks_synthetic.yaml", ["method.distill_ramp=false"]),  # 2 off
+    "ks-no-tb-bce": ("ks_synthetic.yaml", ["method.w_tb=0"]),  # 3 off
+    "ks-per-position": ("ks_synthetic.yaml", ["method.students=per_position"]),  # 5 off: the paper's students
+    # 5 off: the paper's encoders (LayerNorm) and the ViT head initialisation
+    "ks-layernorm": ("ks_synthetic.yaml", ["method.encoder_norm=layer", "method.au_head_init=trunc_normal"]),
     # not in the paper: both ResNet-18s start from the supervised cell's trained trunk (same labels, same ratio),
     # standing in for the paper's ImageNet initialisation; needs the "supervised" cell of that ratio first
     "ks-warm": ("ks_synthetic.yaml", []),
