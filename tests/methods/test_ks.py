@@ -429,3 +429,19 @@ def test_config_files_load(name):
         assert (cfg.optim.optimizer, cfg.optim.lr) == ("sgd", 0.01)  # KS §4.2
         assert cfg.data.augment.rotation == 45  # supplement §2.1
         assert (m.students, m.encoder_norm, m.au_head_init) == ("per_position", "layer", "trunc_normal")  # the paper's design
+
+
+def test_shared_students_train_one_student_from_every_position():
+    """students="shared" (issue 17): one student's weights, reached by the key position's BCE and distillation and by
+    the pseudo-labels of the other positions; the state dict holds one student, and it round-trips."""
+    method = _method(students="shared", tpl_threshold=0.01)
+    assert len(method.net.students) == 1
+    terms, _ = method.compute_losses(_batch(m=2))
+    for name in ("student_bce", "pl", "tb_bce"):  # the key position, the unlabelled positions, T_b through them
+        assert _reached(method, terms[name])["student0"], name
+    out = method.train_step(_batch(m=0), _ctx(progress=3.0))
+    assert torch.isfinite(out.loss)
+    keys = [k for k in method.state_dict() if k.startswith("net.students.")]
+    assert keys and all(k.startswith("net.students.0.") for k in keys)
+    again = _method(students="shared")
+    again.load_state_dict(method.state_dict())
