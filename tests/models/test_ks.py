@@ -85,6 +85,12 @@ def test_shared_students_are_one_set_of_weights_with_a_dropout_draw_per_position
         noisy, _ = shared.student_outputs(feats)
     assert not torch.equal(noisy[:, 0], noisy[:, 2])
     assert not torch.equal(shared.all_student_tokens(feats[:, 0])[0], shared.all_student_tokens(feats[:, 0])[0])
+    shared.eval()  # dense inference computes the shared token once; it equals each position's own forward
+    with torch.no_grad():
+        dense = shared.all_student_tokens(feats[:, 0])
+    assert dense.shape == (3, 2, tokens.shape[-1])
+    for j in range(3):
+        torch.testing.assert_close(dense[j], tokens[:, j])
     with pytest.raises(ValueError, match="per_position"):
         _net(8, students="one")
 

@@ -229,6 +229,8 @@ class KSNet(nn.Module):
 
     def all_student_tokens(self, feats: torch.Tensor) -> torch.Tensor:
         """``feats (T, C)`` → ``(n, T, W)``: every student's token for every frame (dense inference)."""
+        if self.shared_students and not self.training:  # one network and no dropout: the n tokens are the same
+            return self.students[0].token(feats).unsqueeze(0).expand(self.clip_len, -1, -1)
         return torch.stack([self.student(j).token(feats) for j in range(self.clip_len)])
 
     def temporal_head(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
