@@ -64,3 +64,27 @@ def test_efficientnet_trunk_trains_and_exports_torchvision_names():
     tv = build_torchvision("efficientnet_b0")
     missing, unexpected = tv.load_state_dict(m.trunk_state(), strict=False)
     assert not unexpected and all(k.startswith("classifier.") for k in missing)
+
+
+def test_simclr_loss_is_nt_xent_of_the_two_views_and_the_trunk_learns():
+    from auspread.losses.instance_contrastive import nt_xent
+    from auspread.pretrain.simclr import SimCLRPretrainer, build_pretrainer
+
+    torch.manual_seed(0)
+    rec = PretrainRecipe(objective="simclr", proj_hidden=32, proj_dim=16, temperature=0.3)
+    m = build_pretrainer(rec)
+    assert isinstance(m, SimCLRPretrainer) and isinstance(build_pretrainer(PretrainRecipe()), BYOLPretrainer)
+    x = torch.randn(6, 2, 3, 32, 32)
+    m.eval()  # BatchNorm with running statistics: the forward below is the same function
+    out = m.train_step({"frames": x}, _ctx(0))
+    z = m.online(torch.cat([x[:, 0], x[:, 1]]))
+    assert torch.allclose(out.loss, nt_xent(z[:6], z[6:], 0.3), atol=1e-6)
+    assert 0.0 <= out.logs["pair_top1"] <= 1.0 and out.logs["z_std"] > 0
+    m.train()
+    before = _params(m.trunk())
+    m.train_step({"frames": x}, _ctx(0)).loss.backward()
+    torch.optim.SGD(m.parameters(), lr=0.1).step()
+    assert any(not torch.equal(a, b) for a, b in zip(before, m.trunk().parameters()))
+    state = m.trunk_state()
+    build_torchvision("resnet18").load_state_dict({**state, **{k: v for k, v in
+                                                  build_torchvision("resnet18").state_dict().items() if k.startswith("fc.")}})

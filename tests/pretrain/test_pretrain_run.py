@@ -11,6 +11,7 @@ import torch
 from auspread.engine.checkpoint import load_checkpoint
 from auspread.engine.config import load_config
 from auspread.engine.loop import TrainHooks
+from auspread.errors import ConfigError
 from auspread.pretrain import run as prun
 from auspread.pretrain.byol import make_trunk
 from auspread.pretrain.config import cache_name, load_pretrain_config
@@ -55,6 +56,17 @@ def test_tiny_pretraining_loss_falls_on_training_subjects_only(tmp_path):
     assert not (s.run_dir / "checkpoints" / "best.pt").exists()
     r = linear_probe(load_pretrain_config(None, ["data.labels=5%", "threads=1", "probe.steps=20"], quick=True), s.trunk)
     assert 0.0 <= r.f1 <= 1.0 and r.split == "val" and r.train_frames > 0 and r.trunk == str(s.trunk)
+
+
+def test_simclr_with_within_video_negatives_loss_falls_and_a_bad_group_size_is_refused(tmp_path):
+    over = [f"out_dir={tmp_path}", "name=simclr", "threads=1", "recipe.objective=simclr",
+            "recipe.frames_per_video=4", "recipe.temporal_offset=0"]
+    s = run_pretrain(load_pretrain_config(None, over, quick=True), progress=False)
+    assert s.steps == 24 and s.loss_last < s.loss_first - 0.1, [h["loss"] for h in s.history]
+    assert read_trunk(s.trunk)["recipe"]["objective"] == "simclr"
+    bad = load_pretrain_config(None, [f"out_dir={tmp_path}", "name=bad", "recipe.frames_per_video=5"], quick=True)
+    with pytest.raises(ConfigError, match="multiple of recipe.frames_per_video=5"):
+        run_pretrain(bad, progress=False)
 
 
 def _same_weights(a, b):

@@ -3,6 +3,7 @@
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 
 from auspread.pretrain.config import ViewAugment
@@ -106,3 +107,38 @@ def test_ranks_get_disjoint_slices():
         ka = {(int(v), int(t)) for v, t in zip(a.batch(step)["video"], a.batch(step)["frame"][:, 0])}
         kb = {(int(v), int(t)) for v, t in zip(b.batch(step)["video"], b.batch(step)["frame"][:, 0])}
         assert not ka & kb
+
+
+def _video_batches(m, rank=0, world=1, lengths=(20, 9, 0, 30), batch=4):
+    index = SimpleNamespace(videos=[list(range(t)) for t in lengths], root=None, dataset="X")
+    return PretrainBatches(index, _Store(list(lengths)), 8, ViewAugment(**NONE), 0, batch_size=batch, seed=3,
+                           rank=rank, world_size=world, frames_per_video=m)
+
+
+def test_frames_per_video_groups_frames_spread_over_each_video():
+    bt = _video_batches(4)
+    lengths = torch.tensor([20, 9, 0, 30])
+    for step in range(len(bt)):
+        b = bt.batch(step)
+        v, f = b["video"], b["frame"][:, 0]
+        assert b["frames"].shape == (4, 2, 3, 8, 8) and len(set(v.tolist())) == 1  # one video, 4 of its frames
+        n = int(lengths[v[0]])
+        assert n > 0  # an empty video is never drawn
+        k = torch.arange(4)  # one frame in each quarter of the video: floor(k n/4) <= t_k < (k+1) n/4
+        assert ((f >= torch.floor(k * n / 4)) & (f < (k + 1) * n / 4)).all(), (n, f)
+        assert torch.equal(b["frame"][:, 0], b["frame"][:, 1])  # temporal_offset 0: two views of one frame
+        assert torch.equal(b["frames"], bt.batch(step)["frames"])  # pure in (seed, epoch, step)
+    two = _video_batches(2, batch=4).batch(0)["video"]
+    assert two[0] == two[1] and two[2] == two[3]
+    with pytest.raises(ValueError, match="multiple of frames_per_video"):
+        _video_batches(3)
+
+
+def test_frames_per_video_ranks_take_different_videos_of_one_draw():
+    a, b = _video_batches(2, rank=0, world=2, batch=2), _video_batches(2, rank=1, world=2, batch=2)
+    one = _video_batches(2, rank=0, world=1, batch=4)
+    for step in range(3):
+        both = torch.cat([a.batch(step)["frame"], b.batch(step)["frame"]])
+        vids = torch.cat([a.batch(step)["video"], b.batch(step)["video"]])
+        # the two ranks' rows are the single-process batch of twice the size, split in two
+        assert torch.equal(vids, one.batch(step)["video"]) and torch.equal(both, one.batch(step)["frame"])

@@ -47,12 +47,16 @@ class ViewAugment(_Strict):
 class PretrainRecipe(_Strict):
     """What is learned and how: objective, trunk architecture, heads, views."""
 
-    objective: Literal["byol"] = "byol"  # BYOL with temporal positives (docs/methods/pretraining.md)
+    objective: Literal["byol", "simclr"] = "byol"  # BYOL with temporal positives, or SimCLR's NT-Xent (docs/methods/pretraining.md)
     arch: PretrainArch = "resnet18"  # the trunk of the method it is for (ResNet of KS/MDHR/baselines, PIAP-DF's EfficientNet)
     temporal_offset: int = Field(4, ge=0)  # the 2 views come from frames t and t+d, |d| <= this (0: the same frame)
     proj_hidden: int = Field(2048, ge=8)  # projector / predictor MLP hidden width
     proj_dim: int = Field(256, ge=8)  # projection size
     momentum: float = Field(0.99, ge=0, le=1)  # τ_base of the target network's EMA (cosine to 1; BYOL §3.2)
+    temperature: float = Field(0.2, gt=0)  # simclr: τ of NT-Xent
+    frames_per_video: int = Field(1, ge=1)  # frames of one video per batch (1: frames drawn uniformly over all videos);
+    # M > 1 draws B/M videos and M frames spread over each, so that with simclr the other frames of the same video
+    # (same face, other AUs and pose) are negatives: within-video contrast
     views: ViewAugment = ViewAugment()
 
 

@@ -1,8 +1,9 @@
 """The Python API of ``auspread pretrain``.
 
 - :func:`run_pretrain` ``(cfg) -> PretrainSummary``: an engine run (``Trainer``: progress, ``last.pt`` every epoch,
-  resume, ``optim.amp``, torchrun) of :class:`~auspread.pretrain.byol.BYOLPretrainer` on the frames of the fold's
-  training subjects (``split_index(...).train``: neither the validation nor the test subjects), ending in
+  resume, ``optim.amp``, torchrun) of the objective's pretrainer (:class:`~auspread.pretrain.byol.BYOLPretrainer`
+  or :class:`~auspread.pretrain.simclr.SimCLRPretrainer`) on the frames of the fold's training subjects
+  (``split_index(...).train``: neither the validation nor the test subjects), ending in
   ``RUN/trunk.pt``. With ``out_dir`` unset the run folder is the cache entry
   ``$AUSPREAD_CACHE/pretrain/<dataset>-f<fold>-<size>px-<arch>-<key>`` (:func:`~auspread.pretrain.config.cache_key`):
   a finished entry is returned at once, a killed one resumes where its ``last.pt`` stopped.
@@ -124,7 +125,7 @@ def run_pretrain(cfg: PretrainConfig, progress: bool = True, resume: Path | str 
 
 def _run_pretrain(cfg: PretrainConfig, progress: bool, resume: Path | str | None, hooks: TrainHooks | None) -> PretrainSummary:
     from auspread.engine.run import check_run_dir
-    from auspread.pretrain.byol import BYOLPretrainer
+    from auspread.pretrain.simclr import build_pretrainer
     from auspread.pretrain.views import PretrainBatches
 
     t_start = time.time()
@@ -146,6 +147,9 @@ def _run_pretrain(cfg: PretrainConfig, progress: bool, resume: Path | str | None
     if cfg.optim.batch_size % dist.world_size:
         raise ConfigError(f"optim.batch_size={cfg.optim.batch_size} must be divisible by the number of processes "
                           f"({dist.world_size})")
+    if (cfg.optim.batch_size // dist.world_size) % cfg.recipe.frames_per_video:
+        raise ConfigError(f"optim.batch_size={cfg.optim.batch_size} per process ({dist.world_size} processes) must be a "
+                          f"multiple of recipe.frames_per_video={cfg.recipe.frames_per_video}")
     index = read_index(cfg.data, progress=show) if dist.is_main else None
     D.barrier()
     if index is None:
@@ -157,14 +161,14 @@ def _run_pretrain(cfg: PretrainConfig, progress: bool, resume: Path | str | None
     store = store if store is not None else open_store(train, cfg.data, False)
     info = dataset_info(train, cfg.data)
     seed_everything(cfg.seed)
-    method = BYOLPretrainer(cfg.recipe, info).to(device)
+    method = build_pretrainer(cfg.recipe, info).to(device)
     if cfg.optim.channels_last:
         method = method.to(memory_format=torch.channels_last)
     if dist.rank > 0:
         seed_everything(cfg.seed + 1_000_003 * dist.rank)
     batches = PretrainBatches(train, store, cfg.data.image_size, cfg.recipe.views, cfg.recipe.temporal_offset,
                               cfg.optim.batch_size // dist.world_size, cfg.seed, dist.rank, dist.world_size,
-                              cfg.data.num_workers)
+                              cfg.data.num_workers, cfg.recipe.frames_per_video)
     if dist.is_main and state is None:
         import yaml
 

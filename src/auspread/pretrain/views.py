@@ -8,7 +8,9 @@ normalisation. Every draw comes from the NumPy generator passed in, so a batch i
 
 :class:`PretrainBatches` draws, per step, ``B`` frames ``t`` of the training split uniformly over all its frames
 and pairs each with a frame ``t + d`` of the same video, ``d ~ U{−o..o}`` clipped to the video (``o`` =
-``recipe.temporal_offset``; ρBYOL's temporal positives, Feichtenhofer et al. CVPR 2021). Batches are a pure
+``recipe.temporal_offset``; ρBYOL's temporal positives, Feichtenhofer et al. CVPR 2021). With
+``frames_per_video = M > 1`` the batch instead holds ``B/M`` videos and ``M`` frames spread over each (within-video
+negatives for SimCLR). Batches are a pure
 function of ``(seed, epoch, step, rank)`` (resume repeats them exactly) and shard like
 :class:`~auspread.data.sampling.TrainBatches`: step ``b``'s ``B·W`` items are split into W disjoint slices.
 """
@@ -119,9 +121,14 @@ class PretrainBatches:
     """Iterable of ``{"frames": (B, 2, 3, H, H), "video": (B,), "frame": (B, 2)}`` for one rank."""
 
     def __init__(self, index: VideoIndex, store: FrameStore, image_size: int, aug: ViewAugment, temporal_offset: int,
-                 batch_size: int, seed: int, rank: int = 0, world_size: int = 1, num_workers: int = 0):
+                 batch_size: int, seed: int, rank: int = 0, world_size: int = 1, num_workers: int = 0,
+                 frames_per_video: int = 1):
         if len(store) != len(index.videos):
             raise ValueError("the frame store was built for a different index")
+        self.per_video = int(frames_per_video)
+        if self.per_video < 1 or batch_size % self.per_video:
+            raise ValueError(f"the batch ({batch_size} frames per process) must be a multiple of frames_per_video "
+                             f"({frames_per_video})")
         self.store, self.views = store, FaceViews(image_size, aug)
         self.offset, self.batch_size, self.seed = int(temporal_offset), int(batch_size), int(seed)
         self.rank, self.world_size, self.num_workers = rank, world_size, num_workers
@@ -144,7 +151,10 @@ class PretrainBatches:
         if not 0 <= step < self.steps:
             raise IndexError(step)
         g = self.batch_size * self.world_size
-        rows = self.items[self.order[step * g + self.rank * self.batch_size: step * g + (self.rank + 1) * self.batch_size]]
+        if self.per_video > 1:
+            rows = self._video_rows(step)
+        else:
+            rows = self.items[self.order[step * g + self.rank * self.batch_size: step * g + (self.rank + 1) * self.batch_size]]
         rng = np.random.default_rng([self.seed, self.epoch, 3, step, self.rank])
         vid, t = rows[:, 0], rows[:, 1]
         t2 = np.clip(t + rng.integers(-self.offset, self.offset + 1, len(t)), 0, self.lengths[vid] - 1)
@@ -152,6 +162,27 @@ class PretrainBatches:
         b = np.stack([self.store.frames(int(v), [int(i)])[0] for v, i in zip(vid, t2)])
         frames = torch.stack([self.views(a, rng, 0), self.views(b, rng, 1)], 1)
         return {"frames": frames, "video": torch.from_numpy(vid.copy()), "frame": torch.from_numpy(np.stack([t, t2], 1))}
+
+    def _video_rows(self, step: int) -> np.ndarray:
+        """This rank's ``B`` rows ``(video, t)`` of step ``step`` with ``frames_per_video = M > 1``: the step's
+        ``B·W/M`` videos are drawn without replacement, with probability proportional to their length (every frame
+        as likely as with M = 1), and each gives M frames, one uniformly inside each of M equal parts of the video
+        (so they are spread over it, as far apart as its length allows); rank r takes videos r·B/M .. (r+1)·B/M."""
+        m, per_rank = self.per_video, self.batch_size // self.per_video
+        rng = np.random.default_rng([self.seed, self.epoch, 2, step])
+        n_vid = per_rank * self.world_size
+        usable = np.flatnonzero(self.lengths > 0)
+        p = self.lengths[usable] / self.lengths[usable].sum()
+        vids = rng.choice(usable, size=n_vid, replace=n_vid > len(usable), p=p)
+        u = rng.random((n_vid, m))
+        rows = []
+        for v, uv in zip(vids[self.rank * per_rank: (self.rank + 1) * per_rank],
+                         u[self.rank * per_rank: (self.rank + 1) * per_rank]):
+            n = int(self.lengths[v])
+            edges = np.linspace(0, n, m + 1)
+            t = np.minimum(np.floor(edges[:-1] + uv * (edges[1:] - edges[:-1])).astype(np.int64), n - 1)
+            rows.append(np.stack([np.full(m, v), t], 1))
+        return np.concatenate(rows)
 
     def __iter__(self) -> Iterator[dict]:
         w = self.num_workers
