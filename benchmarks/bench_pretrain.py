@@ -1,6 +1,6 @@
 """The measurements of issue 18 (`auspread pretrain`), on the synthetic `bp4d-like` preset, fold 1, 64 px.
 
-1. pretraining time of the default recipe (BYOL + temporal positives, ResNet-18, 15 epochs x 40 steps of 32 pairs,
+1. pretraining time of the default recipe (SimCLR with within-video negatives, ResNet-18, 15 epochs x 40 steps of 32 frames,
    optim.amp=auto), from the cache entry's own record (resumable: run again after a kill; a finished entry is reused);
 2. the linear probe at 5% labels (frozen trunk, logistic head on the labelled training frames) from the pretrained
    trunk vs from random weights: mean F1 on the validation subjects and on the test subjects (every 4th video, the

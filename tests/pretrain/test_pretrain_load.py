@@ -131,9 +131,10 @@ def test_cache_key_changes_with_each_input():
     changes = [
         "data.synth_preset=small", "data.root=/data/BP4D", "data.synth_format=disfa", "data.fold=2",
         "data.image_size=32", "data.store_size=80", "data.val_fraction=0.3", "recipe.arch=resnet50",
-        "recipe.temporal_offset=0", "recipe.proj_dim=128", "recipe.proj_hidden=512", "recipe.momentum=0.996",
+        "recipe.temporal_offset=2", "recipe.proj_dim=128", "recipe.proj_hidden=512", "recipe.momentum=0.996",
         "recipe.views.crop_scale=[0.2,1.0]", "recipe.views.rotation=0", "recipe.views.flip=false",
-        "recipe.views.blur_p=[0.5,0.5]", "optim.lr=0.01", "optim.epochs=3", "optim.batch_size=48", "seed=1",
+        "recipe.views.blur_p=[0.5,0.5]", "recipe.objective=byol", "recipe.frames_per_video=4",
+        "recipe.temperature=0.1", "optim.lr=0.01", "optim.epochs=3", "optim.batch_size=48", "seed=1",
     ]
     keys = {c: cache_key(load_pretrain_config(None, [*base, c])) for c in changes}
     assert all(k != k0 for k in keys.values()), [c for c, k in keys.items() if k == k0]

@@ -22,7 +22,7 @@ def pretrain(
     labels: Optional[str] = typer.Option(None, "--labels", help="label ratio of the linear probe, e.g. 5% (data.labels)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars"),
 ) -> None:
-    """Pretrain a method's trunk (BYOL with temporal positives) on the frames of the fold's training subjects,
+    """Pretrain a method's trunk (SimCLR with within-video negatives) on the frames of the fold's training subjects,
     labels unused; print the trunk file, which any method takes as pretrained=<file> (or pretrained=pretrain:auto).
 
     Without out_dir=... the run lives in the cache ($AUSPREAD_CACHE/pretrain/<dataset>-f<fold>-<size>px-<arch>-<key>):

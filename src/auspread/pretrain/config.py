@@ -27,34 +27,35 @@ class _Strict(BaseModel):
 
 
 class ViewAugment(_Strict):
-    """Per-view augmentation (two independent draws per pair). BYOL's recipe (Grill et al. 2020, Table 6) adapted
-    to aligned faces: a milder crop (AUs are small regions; a 0.08-area crop can lose the mouth or the brows
-    altogether), a small rotation (head roll), no hue jitter (skin colour). Pairs of probabilities are
-    (view 1, view 2), BYOL's asymmetric blur and solarisation."""
+    """Per-view augmentation (two independent draws per pair). Expression-keeping views (issue 18, session 9): a
+    mild crop (80–100% of the area; AUs are small regions and their position is information), ±5° roll, colour
+    jitter, greyscale and flips, no blur and no solarisation; BYOL's recipe (Grill et al. 2020, Table 6: crops
+    down to 8%, blur (1.0, 0.1), solarisation (0, 0.2)) removed AU information here (docs/methods/pretraining.md).
+    Pairs of probabilities are (view 1, view 2)."""
 
-    crop_scale: tuple[float, float] = (0.4, 1.0)  # area fraction of the store frame kept by the random crop
+    crop_scale: tuple[float, float] = (0.8, 1.0)  # area fraction of the store frame kept by the random crop
     crop_ratio: tuple[float, float] = (0.75, 4 / 3)  # aspect ratio range of the crop
-    rotation: float = Field(15.0, ge=0, le=180)  # max |roll| in degrees
+    rotation: float = Field(5.0, ge=0, le=180)  # max |roll| in degrees
     flip: bool = True  # horizontal flip, p = 1/2 (the AU codes of BP4D/DISFA are bilateral: a flip keeps them)
     color_jitter: float = Field(0.4, ge=0, le=1)  # brightness and contrast factor ±j, saturation ±j/2
     jitter_p: float = Field(0.8, ge=0, le=1)
     grey_p: float = Field(0.2, ge=0, le=1)
-    blur_p: tuple[float, float] = (1.0, 0.1)
+    blur_p: tuple[float, float] = (0.0, 0.0)  # BYOL: (1.0, 0.1)
     blur_sigma: tuple[float, float] = (0.1, 2.0)  # at 224 px; scaled by image_size / 224
-    solarize_p: tuple[float, float] = (0.0, 0.2)
+    solarize_p: tuple[float, float] = (0.0, 0.0)  # BYOL: (0.0, 0.2)
 
 
 class PretrainRecipe(_Strict):
     """What is learned and how: objective, trunk architecture, heads, views."""
 
-    objective: Literal["byol", "simclr"] = "byol"  # BYOL with temporal positives, or SimCLR's NT-Xent (docs/methods/pretraining.md)
+    objective: Literal["byol", "simclr"] = "simclr"  # SimCLR's NT-Xent, or BYOL (with temporal positives if temporal_offset > 0)
     arch: PretrainArch = "resnet18"  # the trunk of the method it is for (ResNet of KS/MDHR/baselines, PIAP-DF's EfficientNet)
-    temporal_offset: int = Field(4, ge=0)  # the 2 views come from frames t and t+d, |d| <= this (0: the same frame)
+    temporal_offset: int = Field(0, ge=0)  # the 2 views come from frames t and t+d, |d| <= this (0: the same frame)
     proj_hidden: int = Field(2048, ge=8)  # projector / predictor MLP hidden width
     proj_dim: int = Field(256, ge=8)  # projection size
     momentum: float = Field(0.99, ge=0, le=1)  # τ_base of the target network's EMA (cosine to 1; BYOL §3.2)
     temperature: float = Field(0.2, gt=0)  # simclr: τ of NT-Xent
-    frames_per_video: int = Field(1, ge=1)  # frames of one video per batch (1: frames drawn uniformly over all videos);
+    frames_per_video: int = Field(8, ge=1)  # frames of one video per batch (1: frames drawn uniformly over all videos);
     # M > 1 draws B/M videos and M frames spread over each, so that with simclr the other frames of the same video
     # (same face, other AUs and pose) are negatives: within-video contrast
     views: ViewAugment = ViewAugment()
@@ -100,7 +101,7 @@ class PretrainConfig(_Strict):
 
 
 QUICK = ["data.synth_preset=tiny", "data.image_size=32", "optim.epochs=3", "optim.steps_per_epoch=8",
-         "optim.batch_size=16", "recipe.proj_hidden=256", "recipe.proj_dim=64"]
+         "optim.batch_size=16", "recipe.proj_hidden=256", "recipe.proj_dim=64", "recipe.frames_per_video=4"]
 """``auspread pretrain --quick``: the tiny synthetic preset at 32 px, 24 steps (a smoke run of a minute)."""
 
 

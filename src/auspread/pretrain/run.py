@@ -148,8 +148,9 @@ def _run_pretrain(cfg: PretrainConfig, progress: bool, resume: Path | str | None
         raise ConfigError(f"optim.batch_size={cfg.optim.batch_size} must be divisible by the number of processes "
                           f"({dist.world_size})")
     if (cfg.optim.batch_size // dist.world_size) % cfg.recipe.frames_per_video:
-        raise ConfigError(f"optim.batch_size={cfg.optim.batch_size} per process ({dist.world_size} processes) must be a "
-                          f"multiple of recipe.frames_per_video={cfg.recipe.frames_per_video}")
+        raise ConfigError(f"optim.batch_size={cfg.optim.batch_size} gives each of {dist.world_size} process(es) "
+                          f"{cfg.optim.batch_size // dist.world_size} frames, not a multiple of "
+                          f"recipe.frames_per_video={cfg.recipe.frames_per_video}")
     index = read_index(cfg.data, progress=show) if dist.is_main else None
     D.barrier()
     if index is None:
