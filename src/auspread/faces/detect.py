@@ -118,7 +118,8 @@ class FaceDetector:
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:
             raise ValueError(f"expected an (H, W, 3) uint8 RGB frame, got {frame.shape} {frame.dtype}")
         h, w = frame.shape[:2]
-        img = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)
+        arr = np.ascontiguousarray(frame)
+        img = torch.from_numpy(arr if arr.flags.writeable else arr.copy()).permute(2, 0, 1)  # read-only (decoded) frames
         side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])  # rerec: square, same centre
         sq = np.stack([(boxes[:, 0] + boxes[:, 2] - side) / 2, (boxes[:, 1] + boxes[:, 3] - side) / 2], 1)
         sq = np.concatenate([sq, sq + side[:, None]], 1)
