@@ -9,9 +9,11 @@ on top is its own cost. Prints the mean-F1 table and the minutes per cell. Resum
 results/summary.json are read back, so rows can be run in separate processes (``--rows``) and gathered later, and a
 cell stopped mid-way continues from its last finished epoch (its minutes add the span of its earlier metrics log).
 
-Measurement (docs/BENCHMARKS.md):  python benchmarks/bench_ks_table.py --out runs/ks-table --labels 5,100
+Measurement (issue 19, from the cached pretrained trunk; docs/BENCHMARKS.md):
+                                   python benchmarks/bench_ks_table.py --out runs/ks-table-pt --labels 2,5,100
+History (issues 5-17, from random weights): add --start random
 Smoke check (about a minute):      python benchmarks/bench_ks_table.py --quick
-Issue 17, each change off:         python benchmarks/bench_ks_table.py --out runs/ks17 --labels 5 \
+Issue 17, each change off:         python benchmarks/bench_ks_table.py --out runs/ks17 --labels 5 --start random \
                                        --rows ks,ks-kl-summed,ks-no-distill-ramp,ks-no-tb-bce,ks-per-position,ks-layernorm
 """
 
@@ -24,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _budget import BUDGET, PER_METHOD
+from _budget import PER_METHOD, STARTS, budget_for
 
 from auspread.engine.config import load_config
 from auspread.engine.run import run_training
@@ -75,6 +77,9 @@ def main() -> None:
     ap.add_argument("--rows", default=",".join(ROWS))
     ap.add_argument("--labels", default="2,5,10,100", help="label percentages")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--start", default="pretrained", choices=sorted(STARTS),
+                    help="pretrained: every cell from the cached `auspread pretrain` trunk, 20 epochs (issue 19); "
+                         "random: random weights, 10 epochs (the budget of issues 5-17)")
     ap.add_argument("--quick", action="store_true", help="tiny preset, 32 px, 2 epochs x 2 steps, labels 5,100")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override for every cell, after the budget (e.g. optim.amp=off on a CPU without native bf16)")
@@ -92,7 +97,7 @@ def main() -> None:
                 results[row, lab] = json.loads(summary_file.read_text())
                 continue
             ks = cfg_name.startswith("ks")
-            budget = QUICK if a.quick else BUDGET + (PER_METHOD["ks"] if ks else [])
+            budget = QUICK if a.quick else budget_for(a.start) + (PER_METHOD["ks"] if ks else [])
             if a.quick and not ks:
                 budget = [b for b in budget if not b.startswith("method.")]
             if "-warm" in row:

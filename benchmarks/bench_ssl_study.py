@@ -4,10 +4,12 @@ Runs ``auspread.study.run_study`` — the same code as ``auspread study`` — fo
 methods × ratios mean-F1 table, the wall time, and where the report is. Resumable: run it again to finish a killed
 grid (finished cells are skipped).
 
-Full measurement (for docs/BENCHMARKS.md):  python benchmarks/bench_ssl_study.py --out studies/bp4d-like-f1
-    = auspread study --methods ks,supervised,pseudo-label,fixmatch,tcl --labels 1,5,20,100 --folds 1
-      on the synthetic `bp4d-like` preset with the budget of benchmarks/_budget.py (64 px, AdamW 1e-3, 10 epochs x
-      120 steps of 16 labelled samples), method options from configs/<method>_synthetic.yaml
+Full measurement (issue 19, docs/BENCHMARKS.md):  python benchmarks/bench_ssl_study.py --out studies/bp4d-like-f1-pt --labels 1,5,100
+    = auspread study --methods ks,supervised,pseudo-label,fixmatch,tcl --labels 1,5,100 --folds 1
+      on the synthetic `bp4d-like` preset with the budget of benchmarks/_budget.py (64 px, AdamW 1e-3, every cell
+      from the cached `auspread pretrain` trunk, 20 epochs x 120 steps of 16 labelled samples), method options from
+      configs/<method>_synthetic.yaml
+History (issue 6, from random weights, 10 epochs):  add --start random --labels 1,5,20,100
 Smoke check (minutes):                      python benchmarks/bench_ssl_study.py --quick
 """
 
@@ -18,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _budget import BUDGET, PER_METHOD
+from _budget import PER_METHOD, STARTS, budget_for
 
 from auspread import study as S
 
@@ -33,6 +35,9 @@ def main() -> None:
     ap.add_argument("--preset", default="bp4d-like")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1, help="torch threads per cell")
+    ap.add_argument("--start", default="pretrained", choices=sorted(STARTS),
+                    help="pretrained: every cell from the cached `auspread pretrain` trunk, 20 epochs (issue 19); "
+                         "random: random weights, 10 epochs (the budget of issues 6-17)")
     ap.add_argument("--quick", action="store_true", help="tiny preset, 32 px, 1 epoch of 2 steps, labels 5,100")
     ap.add_argument("--set", action="append", default=[], metavar="[METHOD:]KEY=VALUE",
                     help="extra run override after the budget, e.g. tcl:method.gamma=0.1 (repeatable)")
@@ -47,7 +52,7 @@ def main() -> None:
     else:  # the budget shared with bench_ks_table.py (benchmarks/_budget.py)
         base = {"data": {"dataset": "synthetic"}, "threads": a.threads}
         labels = a.labels
-        overrides = BUDGET + [f"data.synth_preset={a.preset}"] + [f"{m}:{o}" for m, opts in PER_METHOD.items() for o in opts]
+        overrides = budget_for(a.start) + [f"data.synth_preset={a.preset}"] + [f"{m}:{o}" for m, opts in PER_METHOD.items() for o in opts]
     overrides = overrides + a.set
     out = a.out or Path(tempfile.mkdtemp(prefix="ssl-study-"))
     spec = S.StudySpec(methods=S.parse_list(a.methods), labels=S.parse_list(labels), folds=[1], seeds=[0], base=base,
