@@ -37,6 +37,12 @@ def budget_for(start: str) -> list[str]:
     return BUDGET + STARTS[start]
 
 
-PER_METHOD = {
-    "ks": ["method.ramp_epochs=1", "method.unlabelled_from_epoch=2", "method.unlabelled_ratio=0.5", "optim.lr=0.0003"],
-}
+def per_method(start: str) -> dict[str, list[str]]:
+    """Per-method additions for ``--start``: KS's ramp-up over the first 10% of the epochs and unlabelled clips from
+    20% (the paper's 5 and 10 of 50), i.e. 1 and 2 of 10 epochs (``random``), 2 and 4 of 20 (``pretrained``)."""
+    epochs = next(int(o.split("=")[1]) for o in reversed(budget_for(start)) if o.startswith("optim.epochs="))
+    return {"ks": [f"method.ramp_epochs={epochs / 10:g}", f"method.unlabelled_from_epoch={epochs // 5}",
+                   "method.unlabelled_ratio=0.5", "optim.lr=0.0003"]}
+
+
+PER_METHOD = per_method("random")  # the budget of issues 5-17

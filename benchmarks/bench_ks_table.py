@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _budget import PER_METHOD, STARTS, budget_for
+from _budget import STARTS, budget_for, per_method
 
 from auspread.engine.config import load_config
 from auspread.engine.run import run_training
@@ -97,7 +97,7 @@ def main() -> None:
                 results[row, lab] = json.loads(summary_file.read_text())
                 continue
             ks = cfg_name.startswith("ks")
-            budget = QUICK if a.quick else budget_for(a.start) + (PER_METHOD["ks"] if ks else [])
+            budget = QUICK if a.quick else budget_for(a.start) + (per_method(a.start)["ks"] if ks else [])
             if a.quick and not ks:
                 budget = [b for b in budget if not b.startswith("method.")]
             if "-warm" in row:

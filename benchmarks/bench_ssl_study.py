@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _budget import PER_METHOD, STARTS, budget_for
+from _budget import STARTS, budget_for, per_method
 
 from auspread import study as S
 
@@ -52,7 +52,7 @@ def main() -> None:
     else:  # the budget shared with bench_ks_table.py (benchmarks/_budget.py)
         base = {"data": {"dataset": "synthetic"}, "threads": a.threads}
         labels = a.labels
-        overrides = budget_for(a.start) + [f"data.synth_preset={a.preset}"] + [f"{m}:{o}" for m, opts in PER_METHOD.items() for o in opts]
+        overrides = budget_for(a.start) + [f"data.synth_preset={a.preset}"] + [f"{m}:{o}" for m, opts in per_method(a.start).items() for o in opts]
     overrides = overrides + a.set
     out = a.out or Path(tempfile.mkdtemp(prefix="ssl-study-"))
     spec = S.StudySpec(methods=S.parse_list(a.methods), labels=S.parse_list(labels), folds=[1], seeds=[0], base=base,
