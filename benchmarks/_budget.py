@@ -44,5 +44,3 @@ def per_method(start: str) -> dict[str, list[str]]:
     return {"ks": [f"method.ramp_epochs={epochs / 10:g}", f"method.unlabelled_from_epoch={epochs // 5}",
                    "method.unlabelled_ratio=0.5", "optim.lr=0.0003"]}
 
-
-PER_METHOD = per_method("random")  # the budget of issues 5-17

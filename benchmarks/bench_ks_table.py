@@ -10,7 +10,7 @@ results/summary.json are read back, so rows can be run in separate processes (``
 cell stopped mid-way continues from its last finished epoch (its minutes add the span of its earlier metrics log).
 
 Measurement (issue 19, from the cached pretrained trunk; docs/BENCHMARKS.md):
-                                   python benchmarks/bench_ks_table.py --out runs/ks-table-pt --labels 2,5,100
+                                   python benchmarks/bench_ks_table.py --out runs/ks19 --labels 2,5,100
 History (issues 5-17, from random weights): add --start random
 Smoke check (about a minute):      python benchmarks/bench_ks_table.py --quick
 Issue 17, each change off:         python benchmarks/bench_ks_table.py --out runs/ks17 --labels 5 --start random \
