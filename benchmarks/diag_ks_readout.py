@@ -13,7 +13,8 @@ per readout:
 * the mean predicted probability and the base rate.
 
 Readouts: ``ensemble`` (the prediction), ``S_a`` (branch A alone), ``T_b`` (branch B alone, dense over every key
-position); a non-KS run has ``model`` only. Computed in one pass over the test videos.
+position), ``S_b`` (branch B's Spatial Student(s) frame by frame, before the temporal transformer; not part of the
+prediction); a non-KS run has ``model`` only. Computed in one pass over the test videos.
 
     python benchmarks/diag_ks_readout.py runs/ks-table/ks-l10 runs/ks-table/supervised-l10
 """
@@ -69,8 +70,13 @@ def video_readouts(method, chunks, num_frames: int) -> dict[str, torch.Tensor]:
         sa.append(torch.sigmoid(net.spatial_head(net.features_a(x)).float()))
         fb.append(net.features_b(x))
     sa_p = torch.cat(sa)[:num_frames]
-    tb_p = method.dense_temporal_probs(torch.cat(fb)[:num_frames]).float()
-    return {"ensemble": 0.5 * (sa_p + tb_p), "S_a": sa_p, "T_b": tb_p}
+    fb_all = torch.cat(fb)[:num_frames]
+    tb_p = method.dense_temporal_probs(fb_all).float()
+    # S_b: the Spatial Student(s) on backbone B's features, frame by frame (mean over the per-position students):
+    # where T_b is weaker than S_a, this says whether backbone B or the temporal transformer loses the evidence
+    students = range(1 if net.shared_students else net.clip_len)
+    sb_p = torch.stack([torch.sigmoid(net.student(j)(fb_all)[1].float()) for j in students]).mean(0)
+    return {"ensemble": 0.5 * (sa_p + tb_p), "S_a": sa_p, "T_b": tb_p, "S_b": sb_p}
 
 
 def diagnose(run_dir: Path, split: str, threads: int, checkpoint: str = "best") -> dict:
