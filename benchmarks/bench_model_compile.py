@@ -7,7 +7,8 @@ stage of ``auspread predict`` on CPUs without native bf16). Variants, in alterna
 4. **compile**: ``torch.compile`` (inductor) with ``torch._inductor.config.freezing = True``.
 
 Prints frames/s per round (best of ``--iters`` timed batches), the compile time, and the largest output difference
-against eager. Weights are random: they do not change the speed. Nothing here is used by ``predict`` yet.
+against eager. Weights are random: they do not change the speed. ``predict`` uses variant 4 (``--compile``;
+src/auspread/predict/compiled.py).
 
     python benchmarks/bench_model_compile.py                  # 224 px, batch 16, 1 thread, 2 rounds
     python benchmarks/bench_model_compile.py --size 112 --threads 2

@@ -11,7 +11,8 @@ machine load hits all settings alike):
     extra variants (``--variants``): old-t1 (the old defaults with ``--threads 1``), new-serial (no threads), new-K5 / new-K20, new-dt1 / new-2+2 (intra-op
     threads of the detection thread + the AU model: 1+2 / 2+2; the defaults split torch's threads, 1 + the rest),
     new-nocl (without channels-last), interp-K5 (the old ``--detect-every 5`` interpolation,
-    fp32, serial)
+    fp32, serial), new-compile (the defaults with ``compile=on``: what ``compile=auto`` does on videos of 5,000
+    frames or more; its one-off compile is timed apart, before the rounds)
   each stage alone, on frames already in memory:
     decode   PyAV decoding
     search   the new defaults' face search (batched MTCNN on key frames, O-net tracking between), with the
@@ -40,6 +41,7 @@ same here), else a generated clip (a synthetic face drifting over a 640x360 back
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -54,8 +56,8 @@ import numpy as np
 import torch
 
 VARIANTS = {  # name -> PredictOptions fields (over the defaults)
-    "old": dict(detect_every=1, amp="off", channels_last=False, prefetch=False),
-    "old-t1": dict(detect_every=1, amp="off", channels_last=False, prefetch=False, main_threads=1),
+    "old": dict(detect_every=1, amp="off", channels_last=False, prefetch=False, compile="off"),
+    "old-t1": dict(detect_every=1, amp="off", channels_last=False, prefetch=False, compile="off", main_threads=1),
     "new": {},
     "new-serial": dict(prefetch=False),
     "new-K5": dict(detect_every=5),
@@ -63,7 +65,8 @@ VARIANTS = {  # name -> PredictOptions fields (over the defaults)
     "new-dt1": dict(detect_threads=1, model_threads=2),
     "new-2+2": dict(detect_threads=2, model_threads=2),
     "new-nocl": dict(channels_last=False),
-    "interp-K5": dict(detect_every=5, track=False, amp="off", channels_last=False, prefetch=False),
+    "interp-K5": dict(detect_every=5, track=False, amp="off", channels_last=False, prefetch=False, compile="off"),
+    "new-compile": dict(compile="on"),  # the defaults + compiled trunks (what compile=auto does on long videos)
 }
 MODELS = {"r18@112": ("supervised", 112), "r18@224": ("supervised", 224), "ks@224": ("ks", 224)}
 
@@ -232,7 +235,8 @@ def main() -> None:
         else:
             method, size = MODELS[model]
             bundle = build_bundle(method, size)
-        preds = {v: Predictor(bundle, PredictOptions(batch_size=a.batch_size, **{k: x for k, x in VARIANTS[v].items()
+        # a compiled variant swaps the trunks of its model in place: it gets a copy of its own
+        preds = {v: Predictor(copy.deepcopy(bundle) if VARIANTS[v].get("compile") == "on" else bundle, PredictOptions(batch_size=a.batch_size, **{k: x for k, x in VARIANTS[v].items()
                                                                                  if k != "main_threads"}),
                               detector=detector) for v in variants}
         new = preds["new"]
@@ -271,6 +275,12 @@ def main() -> None:
             return new._run_model(iter(inputs), n)
 
         stage_model()  # warm-up (first-call allocations, oneDNN kernels)
+        for v in variants:
+            if VARIANTS[v].get("compile") == "on":  # the one-off compile, outside the timed rounds
+                t0 = time.perf_counter()
+                with_threads(preds[v].thread_split()[1], preds[v]._run_model, iter(inputs), n)
+                print(f"  {v}: compile + first chunk {time.perf_counter() - t0:.1f} s ({preds[v].compile_status})",
+                      flush=True)
         stages = {"decode": stage_decode, "search": stage_search, "mtcnn": stage_mtcnn, "align": stage_align,
                   "model": stage_model}
         secs: dict[str, list[float]] = {k: [] for k in list(stages) + variants}

@@ -38,6 +38,7 @@ def test_predict_writes_table_sidecar_plot_overlay(setup, tmp_path, capsys):
     side = json.loads((tmp_path / "face.json").read_text())
     assert side["model"]["method"] == "tiny_predict_test" and side["model"]["run"] == str(run.resolve())
     assert side["frames"] == 5 and side["frames_with_face"] == 4 and side["error"] is None
+    assert side["precision"]["compiled"] == "off"  # compile=auto: a 5-frame video is not worth a compile
     assert (tmp_path / "face_timeline.png").stat().st_size > 1000
     assert (tmp_path / "ov.mp4").stat().st_size > 1000
     assert "1 of 1 inputs done" in err
@@ -78,6 +79,7 @@ def test_truncated_video_rows_and_nonzero_exit(setup, tmp_path, capsys):
     ("not_a_run", "not a run folder"),
     ("missing_model", "no such run folder or checkpoint"),
     ("bad_checkpoint", "not a readable checkpoint"),
+    ("bad_compile", "--compile must be auto, on or off"),
 ])
 def test_one_clear_message(setup, tmp_path, capsys, what, match):
     d, run, _, _ = setup
@@ -93,7 +95,8 @@ def test_one_clear_message(setup, tmp_path, capsys, what, match):
     elif what == "bad_checkpoint":
         model = tmp_path / "x.pt"
         model.write_text("not a checkpoint")
-    code, err = run_cli(["predict", inp, "--model", model, "--out", tmp_path / "o", "--no-progress"], capsys)
+    extra = ["--compile", "yes"] if what == "bad_compile" else []
+    code, err = run_cli(["predict", inp, "--model", model, "--out", tmp_path / "o", "--no-progress", *extra], capsys)
     assert code == 2
     lines = [l for l in err.strip().splitlines() if l.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and match in lines[0], err
