@@ -11,6 +11,8 @@ Full measurement (issue 19, docs/BENCHMARKS.md):  python benchmarks/bench_ssl_st
       configs/<method>_synthetic.yaml
 History (issue 6, from random weights, 10 epochs):  add --start random --labels 1,5,20,100
 Smoke check (minutes):                      python benchmarks/bench_ssl_study.py --quick
+Cells already trained by bench_ks_table.py (same budget, so the same runs): add --adopt runs/ks19; the report of what
+is finished, training nothing:              add --no-train
 """
 
 from __future__ import annotations
@@ -39,6 +41,11 @@ def main() -> None:
                     help="pretrained: every cell from the cached `auspread pretrain` trunk, 20 epochs (issue 19); "
                          "random: random weights, 10 epochs (the budget of issues 6-17)")
     ap.add_argument("--quick", action="store_true", help="tiny preset, 32 px, 1 epoch of 2 steps, labels 5,100")
+    ap.add_argument("--adopt", action="append", default=[], type=Path, metavar="DIR",
+                    help="a bench_ks_table.py output folder: its finished cells <method>-l<ratio> (ks-l5, supervised-l100, "
+                         "...) become this study's cells when their configuration is the same (repeatable)")
+    ap.add_argument("--no-train", action="store_true",
+                    help="record the finished (and adopted) cells and write the report; train nothing")
     ap.add_argument("--set", action="append", default=[], metavar="[METHOD:]KEY=VALUE",
                     help="extra run override after the budget, e.g. tcl:method.gamma=0.1 (repeatable)")
     a = ap.parse_args()
@@ -57,8 +64,13 @@ def main() -> None:
     out = a.out or Path(tempfile.mkdtemp(prefix="ssl-study-"))
     spec = S.StudySpec(methods=S.parse_list(a.methods), labels=S.parse_list(labels), folds=[1], seeds=[0], base=base,
                        overrides=overrides, configs_dir=str(REPO / "configs"))
+    for folder in a.adopt:
+        for cell in spec.cells():
+            run = folder / f"{cell.method}-l{S.label_percent(cell.labels):g}"
+            if (run / "results" / "summary.json").is_file():
+                print(f"adopted {run} as {cell.key}: {S.adopt_run(spec, cell, run, out)}")
     t0 = time.time()
-    records = S.run_study(spec, out, workers=a.workers)
+    records = S.run_study(spec, out, workers=a.workers, train=not a.no_train)
     wall = time.time() - t0
     summary = S.summarise(records, spec.methods)
     print()

@@ -253,3 +253,65 @@ def test_report_counts_the_cells_of_its_own_command(tmp_path):
     md = (out / "report.md").read_text()
     assert "Cells finished: **1 of 1**; the tables also show 4 cells of earlier commands on this folder." in md
     assert "| tcl |" in md and "| fixmatch |" in md
+
+
+def _finished_run(folder: Path, sp, cell, **changes) -> Path:
+    """A run folder as the engine leaves it, trained outside the study with ``cell``'s configuration (+ changes)."""
+    from auspread.engine.config import apply_overrides, build_config, dump_yaml
+
+    cfg = S.cell_config_dict(sp, cell, folder.parent)
+    cfg = apply_overrides(cfg, [f"{k}={v}" for k, v in changes.items()])
+    (folder / "results").mkdir(parents=True)
+    (folder / "config.yaml").write_text(dump_yaml(build_config(cfg)))
+    (folder / "results" / "summary.json").write_text(json.dumps(
+        {"test_f1": 0.5, "val_f1": 0.51, "test_per_au": {"AU1": 0.6}, "seconds": 60.0, "selected_on": "val",
+         "run_dir": str(folder), "test_f1_all_positive": 0.4}))
+    return folder
+
+
+def test_an_adopted_run_is_recorded_without_training(tmp_path):
+    from auspread.study.runner import adopt_run
+
+    sp, out = spec(labels=["5", "100"]), tmp_path / "study"
+    cell = next(c for c in sp.cells() if c.method == "supervised" and c.labels == "5%")
+    # where and how fast it ran do not matter
+    run = _finished_run(tmp_path / "elsewhere" / "sup-l5", sp, cell, name="sup-l5", threads=2, out_dir=tmp_path)
+    link = adopt_run(sp, cell, run, out)
+    assert link.resolve() == run.resolve() and adopt_run(sp, cell, run, out) == link  # idempotent
+    S.run_study(sp, out, runner=fake_runner, progress=False, train=False)
+    assert keys(out) == [cell.key] and calls(out) == []  # recorded, nothing trained
+    rec = S.load_results(out / "results.jsonl")[0]
+    assert rec["test_f1"] == 0.5 and rec["seconds"] == 60.0
+    assert "Cells finished: **1 of 6**" in (out / "report.md").read_text()
+    S.run_study(sp, out, runner=fake_runner, progress=False)  # a normal start trains the other five only
+    assert sorted(calls(out)) == sorted(c.key for c in sp.cells() if c.key != cell.key)
+
+
+@pytest.mark.parametrize("change,match", [({"seed": 1}, "seed: run 1 vs study 0"),
+                                          ({"optim.lr": 0.5}, "optim.lr"),
+                                          ({"data.labels": "100%"}, "data.labels")])
+def test_a_run_of_another_configuration_is_refused(tmp_path, change, match):
+    from auspread.study.runner import adopt_run
+
+    sp, out = spec(labels=["5"]), tmp_path / "study"
+    cell = next(c for c in sp.cells() if c.method == "supervised")
+    run = _finished_run(tmp_path / "other", sp, cell, **change)
+    with pytest.raises(ConfigError, match=match):
+        adopt_run(sp, cell, run, out)
+    assert not (out / "runs" / cell.key).exists()
+
+
+def test_an_unfinished_run_is_refused(tmp_path):
+    from auspread.study.runner import adopt_run
+
+    sp = spec(labels=["5"])
+    cell = sp.cells()[0]
+    run = _finished_run(tmp_path / "r", sp, cell)
+    (run / "results" / "summary.json").unlink()
+    with pytest.raises(ConfigError, match="not a finished run"):
+        adopt_run(sp, cell, run, tmp_path / "study")
+
+
+def test_per_au_columns_in_numeric_order():
+    rec = {"key": "k", "method": "ks", "ratio": 5.0, "test_f1": 0.5, "per_au": {"AU1": 0.1, "AU10": 0.2, "AU2": 0.3}}
+    assert S.summarise([rec], ["ks"])["aus"] == ["AU1", "AU2", "AU10"]

@@ -18,9 +18,9 @@ One job per module: ``spec`` (the grid and each cell's config), ``results`` (the
 from auspread.study.paper import PAPER_RATIOS, PAPER_TABLE1, paper_dataset
 from auspread.study.report import mean_f1_table, paper_table, per_au_table, plot_curves, summarise, write_report
 from auspread.study.results import RESULTS, STUDY, append_result, load_results
-from auspread.study.runner import Runner, _lock_cell, run_cell, run_study  # noqa: F401 (_lock_cell: tests)
+from auspread.study.runner import Runner, _lock_cell, adopt_run, run_cell, run_study  # noqa: F401 (_lock_cell: tests)
 from auspread.study.spec import Cell, StudySpec, cell_config_dict, label_percent, load_base, parse_list
 
-__all__ = ["Cell", "StudySpec", "run_study", "run_cell", "write_report", "load_results", "append_result",
+__all__ = ["Cell", "StudySpec", "run_study", "run_cell", "adopt_run", "write_report", "load_results", "append_result",
            "summarise", "cell_config_dict", "parse_list", "load_base", "mean_f1_table", "per_au_table", "paper_table",
            "plot_curves", "paper_dataset", "label_percent", "Runner", "RESULTS", "STUDY", "PAPER_RATIOS", "PAPER_TABLE1"]

@@ -41,6 +41,8 @@ def summarise(records: list[dict], methods: list[str] | None = None) -> dict:
         for a in r.get("per_au") or {}:
             if a not in aus:
                 aus.append(a)
+    # numeric AU order (AU1, AU2, ..., AU10): results.jsonl stores per_au with sorted keys (AU1, AU10, AU12, ...)
+    aus.sort(key=lambda a: (0, int(a[2:]), "") if a[:2].upper() == "AU" and a[2:].isdigit() else (1, 0, a))
     groups: dict[tuple[str, float], list[dict]] = {}
     for r in records:
         groups.setdefault((r["method"], float(r["ratio"])), []).append(r)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from auspread.engine.config import build_config
-from auspread.errors import RunError
+from auspread.errors import ConfigError, RunError
 from auspread.io import atomic_write_text
 from auspread.progress import progress_bar
 from auspread.study.report import write_report
@@ -54,6 +54,60 @@ def _summary_record(d: dict, seconds: float) -> dict:
 Runner = Callable[[dict, str], dict]
 
 
+def _finished_only(cfg_dict: dict, run_dir: str) -> dict:
+    """The runner of ``run_study(train=False)``: a finished run folder's numbers, never training."""
+    return _summary_record(json.loads((Path(run_dir) / "results" / "summary.json").read_text()), 0.0)
+
+
+# --- adopting runs trained outside the study -------------------------------------------------------------------
+ADOPT_IGNORED = ("name", "out_dir", "threads")  # where and how fast a run ran, not what it learned
+
+
+def _resolved_pretrained(cfg_dict: dict) -> dict:
+    """``cfg_dict`` with ``pretrained=pretrain:<spec>`` replaced by the trunk file it resolves to (not trained)."""
+    p = cfg_dict.get("pretrained")
+    if not (isinstance(p, str) and p.startswith("pretrain:")):
+        return cfg_dict
+    from auspread.pretrain.config import cache_dir, cache_name
+    from auspread.pretrain.run import TRUNK, pretrain_config_for_run
+
+    pc = pretrain_config_for_run(build_config(cfg_dict), p[len("pretrain:"):])
+    return {**cfg_dict, "pretrained": str(cache_dir() / cache_name(pc) / TRUNK)}
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out: dict = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def adopt_run(spec: StudySpec, cell: Cell, run_dir: str | Path, out_dir: str | Path) -> Path:
+    """Use a finished run trained outside the study (e.g. by ``benchmarks/bench_ks_table.py``) as ``cell``: its folder
+    is linked as ``runs/<key>``, so the next start records it instead of training it again. Refused (ConfigError)
+    unless the run finished (``results/summary.json``) and its saved ``config.yaml`` equals the cell's configuration
+    apart from :data:`ADOPT_IGNORED` (``pretrained=pretrain:...`` compared as the trunk file it resolves to)."""
+    from auspread.engine.config import config_to_dict, load_config
+
+    src = Path(run_dir).resolve()
+    if not (src / "results" / "summary.json").is_file():
+        raise ConfigError(f"{src}: not a finished run (no results/summary.json)")
+    have = _flat(config_to_dict(load_config(src / "config.yaml", [])))
+    want = _flat(_resolved_pretrained(cell_config_dict(spec, cell, Path(out_dir) / "runs")))
+    diff = sorted(k for k in set(have) | set(want) if k not in ADOPT_IGNORED and have.get(k) != want.get(k))
+    if diff:
+        detail = "; ".join(f"{k}: run {have.get(k)!r} vs study {want.get(k)!r}" for k in diff)
+        raise ConfigError(f"{src}: trained with another configuration than cell {cell.key} ({detail[:600]})")
+    link = Path(out_dir) / "runs" / cell.key
+    if link.is_symlink() or link.exists():
+        if link.resolve() == src:
+            return link
+        raise ConfigError(f"{link}: the cell already has a run folder; remove it to adopt {src}")
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(src, target_is_directory=True)
+    return link
+
+
 # --- the grid runner -------------------------------------------------------------------------------------------
 def _worker_init(threads: int) -> None:
     import torch
@@ -80,9 +134,10 @@ def _lock_cell(runs_dir: Path, key: str):
 
 
 def run_study(spec: StudySpec, out_dir: str | Path, workers: int = 1, runner: Runner = run_cell,
-              progress: bool = True, report: bool = True) -> list[dict]:
+              progress: bool = True, report: bool = True, train: bool = True) -> list[dict]:
     """Run every cell of ``spec`` not yet in ``out_dir/results.jsonl``; returns all records. Failed cells are
-    reported at the end (``RunError``) and run again on the next start; finished ones never are."""
+    reported at the end (``RunError``) and run again on the next start; finished ones never are. ``train=False``:
+    record the cells whose run folder has finished (e.g. adopted ones) and report, training nothing."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / RESULTS
@@ -98,9 +153,12 @@ def run_study(spec: StudySpec, out_dir: str | Path, workers: int = 1, runner: Ru
     done = {r["key"] for r in load_results(results_path)}
     todo = [c for c in cells if c.key not in done]
     runs_dir = out / "runs"
+    if not train:
+        runner = _finished_only
+        todo = [c for c in todo if (runs_dir / c.key / "results" / "summary.json").is_file()]
     configs = {c.key: cell_config_dict(spec, c, runs_dir) for c in todo}  # fail fast on a bad configuration
     failures: list[tuple[Cell, str]] = []
-    bar = progress_bar(total=len(cells), initial=len(cells) - len(todo), desc="study", unit="cell", disable=not progress)
+    bar = progress_bar(total=len(cells), initial=sum(c.key in done for c in cells), desc="study", unit="cell", disable=not progress)
 
     def record(cell: Cell, res: dict) -> None:
         rec = {"key": cell.key, "method": cell.method, "labels": cell.labels, "ratio": label_percent(cell.labels),
