@@ -1,4 +1,4 @@
-"""Opt-in graph compilation of the AU model's ResNet trunks for ``auspread predict`` (issue 21).
+"""Graph compilation of the AU model's ResNet trunks for ``auspread predict`` on long videos (issue 21).
 
 On a CPU without native bf16 the AU model is the slowest stage of ``predict`` (docs/BENCHMARKS.md), and its time is
 the trunks' convolutions. ``torch.compile`` (inductor) with ``freezing`` folds batch norm into the convolutions and
