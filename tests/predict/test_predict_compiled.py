@@ -30,6 +30,17 @@ def _method(name: str, size: int = 32):
     return build_method(cfg, info, None).eval(), cfg
 
 
+def _eager_then_compiled(frames: int, batch: int):
+    """A supervised model's predictions for ``frames`` random frames, eager and after compile_trunks(batch)."""
+    m, _ = _method("supervised")
+    x = torch.randn(frames, 3, 32, 32)
+    with torch.inference_mode():
+        ref = m.predict_frames(x)
+        C.compile_trunks(m, batch)
+        out = m.predict_frames(x)
+    return m, x, ref, out
+
+
 class _Recorder:
     """Stands in for torch.compile: returns the module itself, recording the batch sizes it is called with."""
 
@@ -64,12 +75,8 @@ def test_every_resnet_trunk_is_swapped_once(monkeypatch, name, trunks):
 def test_chunks_are_padded_to_one_batch_and_the_answer_is_unchanged(monkeypatch):
     rec = _Recorder()
     monkeypatch.setattr(C.torch, "compile", rec)
-    m, _ = _method("supervised")
-    x = torch.randn(7, 3, 32, 32)
+    m, x, ref, out = _eager_then_compiled(7, 3)
     with torch.inference_mode():
-        ref = m.predict_frames(x)
-        C.compile_trunks(m, 3)
-        out = m.predict_frames(x)
         out2 = m.predict_frames(x[:2])  # a short last chunk of a video
     assert rec.batches == [3, 3, 3, 3]  # 7 frames = 3 + 3 + 1 padded to 3; then 2 padded to 3
     torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-6)
@@ -121,11 +128,6 @@ def test_predictor_compiles_on_request_only_and_agrees(monkeypatch, faces, tmp_p
 @pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None, reason="inductor needs a C compiler")
 def test_real_compile_matches_eager():
     """The real torch.compile (inductor, freezing) on a ResNet-18 at 32 px: ~20 s on 2 cores."""
-    m, _ = _method("supervised")
-    x = torch.randn(5, 3, 32, 32)
-    with torch.inference_mode():
-        ref = m.predict_frames(x)
-        C.compile_trunks(m, 4)
-        out = m.predict_frames(x)
+    m, _, ref, out = _eager_then_compiled(5, 4)
     assert C.compile_status(m) == "on"
     torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
