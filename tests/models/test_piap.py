@@ -122,6 +122,27 @@ def test_efficientnet_b1_with_12_input_channels():
         assert enc(torch.randn(1, 12, 64, 64)).shape == (1, 1280, 2, 2)
 
 
+def test_resnet18_encoder_with_12_input_channels_keeps_the_stride():
+    enc = Encoder(12, "resnet18").eval()
+    assert enc.trunk.stem[0].in_channels == 12 and enc.out_channels == 512
+    with torch.no_grad():
+        assert enc(torch.randn(1, 12, 64, 64)).shape == (1, 512, 2, 2)
+
+
+def test_stochastic_depth_option_reaches_every_efficientnet_block():
+    from torchvision.ops import StochasticDepth
+
+    def probs(enc):
+        return [m.p for m in enc.modules() if isinstance(m, StochasticDepth)]
+
+    default, off = probs(Encoder(3, "efficientnet_b1")), probs(Encoder(3, "efficientnet_b1", stochastic_depth=0.0))
+    assert len(default) == len(off) > 10
+    assert max(default) == pytest.approx(0.2 * (len(default) - 1) / len(default))  # torchvision's linear rule
+    assert all(p == 0.0 for p in off)
+    net = PIAPNet(5, "efficientnet_b1", 16, decoder=False, stochastic_depth=0.1)
+    assert max(probs(net)) == pytest.approx(0.1 * (len(default) - 1) / len(default))
+
+
 def test_dw_unet_uses_depthwise_convolutions():
     gen = DWUNet(12, width=16)
     convs = [m for m in gen.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]

@@ -37,6 +37,8 @@ def _copies(method, tensor):
 RESNET_METHODS = {  # method → (overrides, number of ResNet trunks it builds)
     "supervised": ([], 1), "pseudo-label": ([], 1), "fixmatch": ([], 1), "tcl": ([], 1),
     "ks": ([], 2), "mdhr": (["method.backbone=resnet18"], 1),
+    "piap-df": (["method.encoder=resnet18", "method.variant=baseline", "optim.epochs=1",
+                 "method.stage_epochs.main=1"], 1),  # not the paper's encoder (issue 19's comparison)
 }
 
 

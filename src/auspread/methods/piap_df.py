@@ -82,12 +82,15 @@ class LossWeights(_Strict):
 class PIAPDFOptions(MethodOptions):
     name: Literal["piap-df"] = "piap-df"
     variant: Variant = "piap-df"
-    encoder: EncoderArch = "efficientnet_b1"  # "small": the reduced CPU encoder (width below)
+    encoder: EncoderArch = "efficientnet_b1"  # "small": the reduced CPU encoder (width below); "resnet18": not the paper's
     width: int = Field(16, ge=4)  # "small" encoder: stem channels (features = 16·width)
     generator_width: int = Field(16, ge=4)  # DW-UNet base channels
     generator_stride: Literal[1, 2] = 1  # 2: the DW-UNet runs at half resolution (reduced CPU configuration)
     decoder_width: int = Field(16, ge=4)  # stage-3 decoder's narrowest channels
     dropout: float = Field(0.2, ge=0, lt=1)  # before the AU head (EfficientNet-B1's classifier dropout)
+    # EfficientNet's drop-path probability (last block; torchvision scales it linearly over the blocks). None keeps
+    # torchvision's 0.2; 0 switches stochastic depth off (docs/methods/piap_df.md, issue 19). Ignored by "small".
+    stochastic_depth: float | None = Field(None, ge=0, lt=1)
     stage_epochs: StageEpochs = StageEpochs()
     weights: LossWeights = LossWeights()
     class_weights: bool = False  # Eq. 2 is plain BCE; True uses the training split's per-AU weights
@@ -202,13 +205,14 @@ class PIAPDF(Method):
         self.map_spec = PIMapSpec(info.aus) if "pi1" in self.stages else None
         if "pi1" in self.stages:
             self.generator = DWUNet(u, o.generator_width, input_stride=o.generator_stride)
-            self.pi2 = PI2Net(self.generator, u, o.encoder, o.width, o.dropout, pretrained)
+            self.pi2 = PI2Net(self.generator, u, o.encoder, o.width, o.dropout, pretrained, o.stochastic_depth)
         if self.use_ap:
-            self.person = PersonNet(info.num_subjects, o.encoder, o.width, pretrained)
+            self.person = PersonNet(info.num_subjects, o.encoder, o.width, pretrained, o.stochastic_depth)
             if o.person_weights is not None:
                 self._load_person(o.person_weights)
         if self.final_stage != "pi2":
-            self.main = PIAPNet(u, o.encoder, o.width, self.use_pi, o.dropout, pretrained, o.decoder_width)
+            self.main = PIAPNet(u, o.encoder, o.width, self.use_pi, o.dropout, pretrained, o.decoder_width,
+                                o.stochastic_depth)
         if o.init_weights is not None:
             self._load_init(o.init_weights)
         if "df" in self.stages:

@@ -158,11 +158,12 @@ def pretrain_trunk_state(trunk: dict, name: str, path: Path | str = "trunk.pt") 
     return dict(trunk["state_dict"])
 
 
-def build_torchvision(name: str, pretrained: str | None = None) -> nn.Module:
-    """A torchvision classification model with its ImageNet head intact (callers take the parts they need)."""
+def build_torchvision(name: str, pretrained: str | None = None, **kwargs) -> nn.Module:
+    """A torchvision classification model with its ImageNet head intact (callers take the parts they need);
+    ``kwargs`` go to torchvision's constructor (e.g. EfficientNet's ``stochastic_depth_prob``)."""
     if name not in _BACKBONES:
         raise ConfigError(f"unknown backbone {name!r}; known: {', '.join(backbone_names())}")
-    model = _BACKBONES[name][0](weights=None)
+    model = _BACKBONES[name][0](weights=None, **kwargs)
     state = load_pretrained_state(name, pretrained)
     if state is not None:
         missing, unexpected = model.load_state_dict(state, strict=False)

@@ -273,7 +273,7 @@ class DWUNet(nn.Module):
         return y if self.input_stride == 1 else F.interpolate(y, size=size, mode="bilinear", align_corners=False)
 
 
-EncoderArch = Literal["efficientnet_b1", "efficientnet_b0", "small"]
+EncoderArch = Literal["efficientnet_b1", "efficientnet_b0", "resnet18", "small"]
 
 
 class SmallTrunk(nn.Sequential):
@@ -289,30 +289,44 @@ class SmallTrunk(nn.Sequential):
         )
 
 
+def _widen_stem(old: nn.Conv2d, in_channels: int, pretrained: bool) -> nn.Conv2d:
+    """The stem convolution for ``in_channels`` inputs; from pretrained weights, the RGB kernel's mean × 3/C_in."""
+    new = nn.Conv2d(in_channels, old.out_channels, old.kernel_size, old.stride, old.padding, bias=False)
+    if pretrained:
+        with torch.no_grad():
+            new.weight.copy_(old.weight.mean(1, keepdim=True).repeat(1, in_channels, 1, 1) * 3 / in_channels)
+    return new
+
+
 class Encoder(nn.Module):
     """AU / person encoder trunk ``(B, C_in, H, W) -> (B, C, h, w)`` (h = H/32). EfficientNet-B1 (torchvision; the
-    paper's choice) or ``small``. A non-RGB input (12 channels in stage 2) replaces the stem convolution; with
-    pretrained weights its kernel is initialised to the RGB kernel's mean × 3/C_in (keeps the activation scale)."""
+    paper's choice), ResNet-18 (the other methods' trunk; not the paper's, for the encoder comparison of issue 19) or
+    ``small``. A non-RGB input (12 channels in stage 2) replaces the stem convolution; with
+    pretrained weights its kernel is initialised to the RGB kernel's mean × 3/C_in (keeps the activation scale).
+    ``stochastic_depth``: EfficientNet's drop-path probability of its last block (None: torchvision's 0.2)."""
 
     def __init__(self, in_channels: int = 3, arch: EncoderArch = "efficientnet_b1", width: int = 16,
-                 pretrained: str | None = None):
+                 pretrained: str | None = None, stochastic_depth: float | None = None):
         super().__init__()
         if arch == "small":
             self.trunk = SmallTrunk(in_channels, width)
             self.out_channels = 16 * width
+        elif arch == "resnet18":
+            from auspread.models.backbones import ResNetFeatures
+
+            self.trunk = ResNetFeatures(arch, pretrained)
+            self.out_channels = self.trunk.out_channels
+            if in_channels != 3:
+                self.trunk.stem[0] = _widen_stem(self.trunk.stem[0], in_channels, bool(pretrained))
         else:
             from auspread.models.backbones import build_torchvision, feature_dim
 
-            m = build_torchvision(arch, pretrained)
+            extra = {} if stochastic_depth is None else {"stochastic_depth_prob": stochastic_depth}
+            m = build_torchvision(arch, pretrained, **extra)
             self.trunk = m.features
             self.out_channels = feature_dim(arch)
             if in_channels != 3:
-                old = self.trunk[0][0]
-                new = nn.Conv2d(in_channels, old.out_channels, old.kernel_size, old.stride, old.padding, bias=False)
-                if pretrained:
-                    with torch.no_grad():
-                        new.weight.copy_(old.weight.mean(1, keepdim=True).repeat(1, in_channels, 1, 1) * 3 / in_channels)
-                self.trunk[0][0] = new
+                self.trunk[0][0] = _widen_stem(self.trunk[0][0], in_channels, bool(pretrained))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.trunk(x)
@@ -356,9 +370,9 @@ class PIAPNet(nn.Module):
     training only ``encoder`` + ``head`` are needed (:meth:`logits`)."""
 
     def __init__(self, num_aus: int, arch: EncoderArch, width: int, decoder: bool, dropout: float = 0.2,
-                 pretrained: str | None = None, decoder_width: int = 16):
+                 pretrained: str | None = None, decoder_width: int = 16, stochastic_depth: float | None = None):
         super().__init__()
-        self.encoder = Encoder(3, arch, width, pretrained)
+        self.encoder = Encoder(3, arch, width, pretrained, stochastic_depth)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.encoder.out_channels, num_aus)
         self.decoder = PIDecoder(self.encoder.out_channels, num_aus, decoder_width) if decoder else None
@@ -377,10 +391,10 @@ class PI2Net(nn.Module):
     """Stage 2 (§3.1): PI generator → σ(maps) ⊙ grayscale → U-channel encoder → AU head. ``(B,3,H,W) -> (B,U)``."""
 
     def __init__(self, generator: DWUNet, num_aus: int, arch: EncoderArch, width: int, dropout: float = 0.2,
-                 pretrained: str | None = None):
+                 pretrained: str | None = None, stochastic_depth: float | None = None):
         super().__init__()
         self.generator = generator
-        self.encoder = Encoder(num_aus, arch, width, pretrained)
+        self.encoder = Encoder(num_aus, arch, width, pretrained, stochastic_depth)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.encoder.out_channels, num_aus)
 
@@ -392,9 +406,10 @@ class PI2Net(nn.Module):
 class PersonNet(nn.Module):
     """The person encoder of AP (§3.2): the AU encoder's architecture + an identity head (training subjects)."""
 
-    def __init__(self, num_subjects: int, arch: EncoderArch, width: int, pretrained: str | None = None):
+    def __init__(self, num_subjects: int, arch: EncoderArch, width: int, pretrained: str | None = None,
+                 stochastic_depth: float | None = None):
         super().__init__()
-        self.encoder = Encoder(3, arch, width, pretrained)
+        self.encoder = Encoder(3, arch, width, pretrained, stochastic_depth)
         self.head = nn.Linear(self.encoder.out_channels, max(1, num_subjects))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
