@@ -285,3 +285,10 @@ def test_init_weights_loads_the_main_encoder_of_another_run(tmp_path):
         _method("baseline", init_weights=tmp_path / "none.pt")
     with pytest.raises(ConfigError, match="pi-2"):
         _method("pi-2", init_weights=tmp_path / "best.pt")
+
+
+def test_stochastic_depth_needs_an_efficientnet_encoder():
+    with pytest.raises(ConfigError, match="EfficientNet encoders only"):
+        _method("baseline", stochastic_depth=0.0)  # SMALL's encoder is "small"
+    with pytest.raises(ConfigError, match="EfficientNet encoders only"):
+        _method("baseline", stochastic_depth=0.1, encoder="resnet18")

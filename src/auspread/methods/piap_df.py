@@ -89,7 +89,7 @@ class PIAPDFOptions(MethodOptions):
     decoder_width: int = Field(16, ge=4)  # stage-3 decoder's narrowest channels
     dropout: float = Field(0.2, ge=0, lt=1)  # before the AU head (EfficientNet-B1's classifier dropout)
     # EfficientNet's drop-path probability (last block; torchvision scales it linearly over the blocks). None keeps
-    # torchvision's 0.2; 0 switches stochastic depth off (docs/methods/piap_df.md, issue 19). Ignored by "small".
+    # torchvision's 0.2; 0 switches stochastic depth off (docs/methods/piap_df.md, issue 19). EfficientNet only.
     stochastic_depth: float | None = Field(None, ge=0, lt=1)
     stage_epochs: StageEpochs = StageEpochs()
     weights: LossWeights = LossWeights()
@@ -188,6 +188,9 @@ class PIAPDF(Method):
     def __init__(self, options: PIAPDFOptions, info: DatasetInfo, pretrained: str | None = None):
         super().__init__(options, info)
         o = options
+        if o.stochastic_depth is not None and not o.encoder.startswith("efficientnet"):
+            raise ConfigError(f"method.stochastic_depth={o.stochastic_depth} applies to EfficientNet encoders only; "
+                              f"method.encoder={o.encoder!r} has no stochastic depth (remove the option)")
         stages = list(VARIANT_STAGES[o.variant])
         if o.person_weights is not None and "person" in stages:
             stages.remove("person")
