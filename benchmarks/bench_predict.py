@@ -8,8 +8,9 @@ machine load hits all settings alike):
   end to end (PyAV decoding included, rows built, no file written):
     old      the old defaults: MTCNN on every frame, fp32, stages one after another (no threads)
     new      the new defaults: ``PredictOptions()`` (detection every K frames + O-net tracking, amp=auto, threads)
-    extra variants (``--variants``): old-t1 (the old defaults with ``--threads 1``), new-serial (no threads), new-K5 / new-K20, new-dt1 / new-2+2 (intra-op
-    threads of the detection thread + the AU model: 1+2 / 2+2; the defaults split torch's threads, 1 + the rest),
+    extra variants (``--variants``): old-t1 (the old defaults with ``--threads 1``), new-serial (no threads), new-K5 / new-K20, new-1+1 / new-dt1 / new-2+2
+    (fixed intra-op threads of the detection thread + the AU model: 1+1 / 1+2 / 2+2; the defaults start at 1 + the
+    rest and measure whether the model should get every thread, auspread.predict.threads; from the 4th chunk),
     new-nocl (without channels-last), interp-K5 (the old ``--detect-every 5`` interpolation,
     fp32, serial), new-compile (the defaults with ``compile=on``: what ``compile=auto`` does on videos of 5,000
     frames or more; its one-off compile is timed apart, before the rounds)
@@ -62,6 +63,7 @@ VARIANTS = {  # name -> PredictOptions fields (over the defaults)
     "new-serial": dict(prefetch=False),
     "new-K5": dict(detect_every=5),
     "new-K20": dict(detect_every=20),
+    "new-1+1": dict(detect_threads=1, model_threads=1),  # the defaults before the thread tuner (fixed 1 + 1)
     "new-dt1": dict(detect_threads=1, model_threads=2),
     "new-2+2": dict(detect_threads=2, model_threads=2),
     "new-nocl": dict(channels_last=False),
@@ -285,7 +287,7 @@ def main() -> None:
                   "model": stage_model}
         secs: dict[str, list[float]] = {k: [] for k in list(stages) + variants}
         cpu: dict[str, list[float]] = {k: [] for k in secs}
-        tables, counts = {}, {}
+        tables, counts, threads = {}, {}, {}
         for r in range(a.rounds):
             jobs = [(v, lambda v=v: with_threads(VARIANTS[v].get("main_threads"), preds[v].predict, FirstN(video))) for v in variants] + list(stages.items())
             for k, fn in (jobs if r % 2 == 0 else jobs[::-1]):  # alternate the order: drifting load hits all alike
@@ -294,6 +296,7 @@ def main() -> None:
                 cpu[k].append(c)
                 if k in preds:
                     tables.setdefault(k, out)
+                    threads.setdefault(k, []).append(preds[k].thread_decision)
                 if k == "search":
                     counts = out[1]
             print(f"  round {r + 1}: " + ", ".join(f"{k} {n / s[-1]:.1f}" for k, s in secs.items()) + " frames/s "
@@ -312,7 +315,7 @@ def main() -> None:
                                             "max": max(ratios)},
                "cpu_ms_per_frame": cpu_ms, "cpu_old_over_new": statistics.median(cpu_ratios),
                "slowest_stage": slowest, "new_over_slowest": fps["new"] / stage_fps[slowest],
-               "serial_bound": serial_bound, "face_search": counts, "au_spread": spread,
+               "serial_bound": serial_bound, "face_search": counts, "au_spread": spread, "model_threads": threads,
                "agreement_with_old": {v: agreement(ref, tables[v]) for v in variants if v != "old"}}
         results[model] = res
         print(f"  frames/s (median): " + ", ".join(f"{k} {x:.1f}" for k, x in fps.items()))
@@ -321,6 +324,8 @@ def main() -> None:
         print(f"  new/old {res['new_over_old']['median']:.2f}x (rounds {min(ratios):.2f}-{max(ratios):.2f}); "
               f"slowest stage {slowest} {stage_fps[slowest]:.1f}, new = {res['new_over_slowest']:.2f} of it; "
               f"serial bound {serial_bound:.1f}; face search {counts}")
+        for v, ds in threads.items():
+            print(f"  {v}: AU model threads per round: " + " | ".join(ds))
         for v, ag in res["agreement_with_old"].items():
             print(f"  {v} vs old: mean |dAU_p| {ag['au_mad']:.4f} (max {ag['au_max']:.4f}; old's AU_p spread "
                   f"{spread:.4f}, old's frame-to-frame change {ag['ref_step_au']:.4f}), box diff mean "

@@ -120,6 +120,7 @@ def predict_cmd(
             "precision": {"amp": predictor.amp, "channels_last": predictor.channels_last,
                           "compiled": predictor.compile_status},
             "face_search": table.face_search,
+            "model_threads": predictor.thread_decision,
             "frame_numbering": "1-based (frame = decode index + 1), as OpenFace",
             "columns": list(df.columns), "seconds": round(secs, 3),
         }

@@ -57,7 +57,10 @@ class CompiledTrunk(nn.Module):
         try:
             import torch._inductor.config as inductor_config
 
-            with inductor_config.patch(freezing=True):
+            # dynamic_threads: the generated kernels read the intra-op thread count at run time instead of
+            # fixing the count at compile time, so the thread tuner (auspread.predict.threads) can still raise it
+            dynamic = {"cpp.dynamic_threads": True} if hasattr(inductor_config.cpp, "dynamic_threads") else {}
+            with inductor_config.patch(freezing=True, **dynamic):
                 y = self._compiled(x)
         except Exception as e:  # noqa: BLE001 - any compiler failure: eager is always correct
             self._failed = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"

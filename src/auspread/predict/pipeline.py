@@ -24,6 +24,7 @@ second decoding pass. Rows are one per (frame, face); frames with no face get on
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Literal
 
@@ -39,6 +40,7 @@ from auspread.faces.detect import Detections, DetectorOptions, FaceDetector
 from auspread.faces.track import FaceTracker, IoUTracker, TrackOptions
 from auspread.media import Frame, Source
 from auspread.predict.compiled import compile_status, compile_trunks, wants_compile
+from auspread.predict.threads import ModelThreadTuner, StageClock
 
 DEFAULT_DETECT_EVERY = 10  # docs/BENCHMARKS.md, "auspread predict with its default options (issue 21)"
 
@@ -74,8 +76,10 @@ class PredictOptions(BaseModel):
     margin: float = Field(DEFAULT_MARGIN, ge=0, lt=0.5)
     prefetch: bool = True  # decoding and detection/alignment each in a background thread, concurrent with the model
     # torch intra-op threads while the stages overlap (prefetch): the detection thread's (None: 1) and the AU
-    # model's (None: the caller's setting minus the detection thread's, at least 1). Two OpenMP teams of the
-    # caller's size on the same cores wait on each other: up to 1.5x slower on 2 cores (docs/BENCHMARKS.md).
+    # model's (None: measured on the running video, auspread.predict.threads: the caller's setting minus the
+    # detection thread's, raised to all of them when the model is the bottleneck and the cores are free). Two
+    # OpenMP teams of the caller's size on busy cores wait on each other: up to 1.5x slower on 2 cores, while a
+    # heavy model on one thread of an idle 2-core CPU leaves a core idle (docs/BENCHMARKS.md, issue 21).
     detect_threads: int | None = Field(None, ge=1)
     model_threads: int | None = Field(None, ge=1)
     amp: Literal["auto", "off", "bf16"] = "auto"  # bf16 autocast for the AU model; auto: where bf16 is native
@@ -156,6 +160,13 @@ class Predictor:
         if o.amp == "bf16":
             resolve_amp("bf16", model.device)  # one warning where the CPU would emulate bf16
         self.compiled = False  # set once the trunks are compiled (the first long enough video; kept afterwards)
+        self._thread_note = ""
+        self._tuner: ModelThreadTuner | None = None
+
+    @property
+    def thread_decision(self) -> str:
+        """The AU model's intra-op threads on the last video, and why (the output's sidecar JSON)."""
+        return self._tuner.decision if self._tuner is not None else self._thread_note
 
     @property
     def compile_status(self) -> str:
@@ -200,6 +211,25 @@ class Predictor:
             return None, None
         det = o.detect_threads or 1
         return det, o.model_threads or max(1, torch.get_num_threads() - det)
+
+    def _model_stream(self, chunks: Callable[[], Iterator[torch.Tensor]]) -> tuple[Iterator[torch.Tensor], int | None]:
+        """The chunk stream the AU model consumes and its intra-op threads: with ``prefetch``, ``chunks()`` runs
+        in a background thread and, unless ``model_threads`` is given, a :class:`ModelThreadTuner` (recorded in
+        :attr:`thread_decision`) chooses the model's threads on the running video."""
+        o = self.options
+        self._tuner = None
+        if not o.prefetch:
+            self._thread_note = "torch's setting (no overlap)"
+            return chunks(), None
+        det_threads, model_threads = self.thread_split()
+        clock = StageClock()
+        stream = prefetch(chunks(), threads=det_threads, clock=clock)
+        full = torch.get_num_threads()
+        if o.model_threads is not None or full <= model_threads:
+            self._thread_note = f"{model_threads} (fixed)" if o.model_threads is not None else f"{model_threads}"
+            return stream, model_threads
+        tuner = self._tuner = ModelThreadTuner(model_threads, full, clock)
+        return tuner.wrap(stream), model_threads
 
     def _run_model(self, chunks: Iterator[torch.Tensor], num_frames: int, threads: int | None = None) -> np.ndarray:
         ctx = (torch.autocast(self.model.device.type, dtype=torch.bfloat16) if self.amp == "bf16"
@@ -393,8 +423,7 @@ class Predictor:
                 yield self._to_input(crops)
 
         bound = self._num_frames_bound(source)
-        det_threads, model_threads = self.thread_split()
-        stream = prefetch(chunks(), threads=det_threads) if o.prefetch else chunks()
+        stream, model_threads = self._model_stream(chunks)
         probs = self._run_model(stream, bound, model_threads)
         n = len(rows["frame"])
         if n == 0:
@@ -461,8 +490,7 @@ class Predictor:
                 if imgs:
                     yield self._to_input(_warp_frames(imgs, np.stack(mats), o.align_size))
 
-            det_threads, model_threads = self.thread_split()
-            stream = prefetch(chunks(), threads=det_threads) if o.prefetch else chunks()
+            stream, model_threads = self._model_stream(chunks)
             probs = _fit_rows(self._run_model(stream, len(members), model_threads), len(members),
                               len(self.model.aus))
             for (pos, _), p in zip(members, probs):
@@ -500,11 +528,11 @@ def _same_face(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.linalg.norm(ca - cb) < width)
 
 
-def prefetch(gen: Iterator, depth: int = 2, threads: int | None = None) -> Iterator:
+def prefetch(gen: Iterator, depth: int = 2, threads: int | None = None, clock: StageClock | None = None) -> Iterator:
     """Run ``gen`` in a background thread, ``depth`` items ahead (decoding, MTCNN and warping release the GIL, so
     they overlap with the AU model on another core). ``threads``: torch intra-op threads of that thread (OpenMP's
     setting is per thread). Exceptions are re-raised in the consumer; the producer stops when the consumer stops
-    early."""
+    early. ``clock``: receives the thread's CPU seconds per item produced."""
     import queue
     import threading
 
@@ -516,7 +544,15 @@ def prefetch(gen: Iterator, depth: int = 2, threads: int | None = None) -> Itera
         try:
             if threads is not None:
                 torch.set_num_threads(threads)
-            for item in gen:
+            it = iter(gen)
+            while True:
+                c0 = time.thread_time()
+                try:
+                    item = next(it)
+                except StopIteration:
+                    break
+                if clock is not None:
+                    clock.add(time.thread_time() - c0)
                 while not stop.is_set():
                     try:
                         q.put(("item", item), timeout=0.1)
