@@ -13,7 +13,9 @@ machine load hits all settings alike):
     rest and measure whether the model should get every thread, auspread.predict.threads; from the 4th chunk),
     new-nocl (without channels-last), interp-K5 (the old ``--detect-every 5`` interpolation,
     fp32, serial), new-compile (the defaults with ``compile=on``: what ``compile=auto`` does on videos of 5,000
-    frames or more; its one-off compile is timed apart, before the rounds)
+    frames or more; its one-off compile is timed apart, before the rounds), new-int8 (the defaults with
+    ``quantize=int8``: what ``quantize=auto`` does on such videos on a CPU without native bf16; calibration on the
+    first chunks and the compile timed apart, before the rounds)
   each stage alone, on frames already in memory:
     decode   PyAV decoding
     search   the new defaults' face search (batched MTCNN on key frames, O-net tracking between), with the
@@ -69,7 +71,13 @@ VARIANTS = {  # name -> PredictOptions fields (over the defaults)
     "new-nocl": dict(channels_last=False),
     "interp-K5": dict(detect_every=5, track=False, amp="off", channels_last=False, prefetch=False, compile="off"),
     "new-compile": dict(compile="on"),  # the defaults + compiled trunks (what compile=auto does on long videos)
+    "new-int8": dict(quantize="int8"),  # the defaults + int8 trunks (what quantize=auto does on long videos here)
 }
+def _swaps_trunks(fields: dict) -> bool:
+    """Compiled or int8 trunks: the variant gets its own copy of the model and a one-off warm-up before the rounds."""
+    return fields.get("compile") == "on" or fields.get("quantize") == "int8"
+
+
 MODELS = {"r18@112": ("supervised", 112), "r18@224": ("supervised", 224), "ks@224": ("ks", 224)}
 
 
@@ -238,7 +246,7 @@ def main() -> None:
             method, size = MODELS[model]
             bundle = build_bundle(method, size)
         # a compiled variant swaps the trunks of its model in place: it gets a copy of its own
-        preds = {v: Predictor(copy.deepcopy(bundle) if VARIANTS[v].get("compile") == "on" else bundle, PredictOptions(batch_size=a.batch_size, **{k: x for k, x in VARIANTS[v].items()
+        preds = {v: Predictor(copy.deepcopy(bundle) if _swaps_trunks(VARIANTS[v]) else bundle, PredictOptions(batch_size=a.batch_size, **{k: x for k, x in VARIANTS[v].items()
                                                                                  if k != "main_threads"}),
                               detector=detector) for v in variants}
         new = preds["new"]
@@ -278,10 +286,13 @@ def main() -> None:
 
         stage_model()  # warm-up (first-call allocations, oneDNN kernels)
         for v in variants:
-            if VARIANTS[v].get("compile") == "on":  # the one-off compile, outside the timed rounds
+            if _swaps_trunks(VARIANTS[v]):  # the one-off compile, outside the timed rounds
                 t0 = time.perf_counter()
-                with_threads(preds[v].thread_split()[1], preds[v]._run_model, iter(inputs), n)
-                print(f"  {v}: compile + first chunk {time.perf_counter() - t0:.1f} s ({preds[v].compile_status})",
+                for _ in range(4):  # int8: until calibrated (its first chunks run in fp32) and compiled
+                    with_threads(preds[v].thread_split()[1], preds[v]._run_model, iter(inputs), n)
+                    if preds[v].quantize_status != "calibrating":
+                        break
+                print(f"  {v}: compile + first chunk {time.perf_counter() - t0:.1f} s (compiled {preds[v].compile_status}, quantized {preds[v].quantize_status})",
                       flush=True)
         stages = {"decode": stage_decode, "search": stage_search, "mtcnn": stage_mtcnn, "align": stage_align,
                   "model": stage_model}
