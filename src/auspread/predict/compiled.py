@@ -17,6 +17,7 @@ the answer never depends on this option, only the speed.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -30,19 +31,19 @@ from auspread.models.backbones import ResNetFeatures
 AUTO_MIN_FRAMES = 5_000
 
 
-class CompiledTrunk(nn.Module):
-    """A trunk whose ``forward`` runs compiled on chunks padded to ``batch`` frames (outputs cut back)."""
+class TrunkWrapper(nn.Module):
+    """A trunk run on chunks of ``batch`` frames by ``_run`` (subclasses: compiled, int8), falling back to the
+    eager ``inner`` once ``_failed`` is set; ``forward_pyramid`` (MDHR's path) stays eager."""
 
     def __init__(self, inner: ResNetFeatures, batch: int):
         super().__init__()
         self.inner = inner
         self.batch = batch
         self.out_channels = inner.out_channels
-        self._compiled = torch.compile(inner, dynamic=False)
         self._failed: str | None = None
 
     def forward_pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return self.inner.forward_pyramid(x)  # not compiled (MDHR's path): eager, as before
+        return self.inner.forward_pyramid(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._failed is not None or x.shape[0] == 0:
@@ -50,10 +51,40 @@ class CompiledTrunk(nn.Module):
         outs = [self._run(x[i:i + self.batch]) for i in range(0, x.shape[0], self.batch)]
         return outs[0] if len(outs) == 1 else torch.cat(outs)
 
+    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+        """Repeat the last frame up to ``batch`` frames: one graph for every chunk."""
+        n = x.shape[0]
+        return x if n >= self.batch else torch.cat([x, x[-1:].expand(self.batch - n, *x.shape[1:])])
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def swap_trunks(method: nn.Module, wrap: Callable[[ResNetFeatures], TrunkWrapper]) -> int:
+    """Replace every :class:`ResNetFeatures` inside ``method`` (in place) by ``wrap(trunk)``, except trunks
+    already inside a :class:`TrunkWrapper`; returns how many were replaced."""
+    targets = [(name, m) for name, m in method.named_modules() if isinstance(m, ResNetFeatures) and name]
+    swapped = 0
+    for name, m in targets:
+        parent_name, _, child = name.rpartition(".")
+        parent = method.get_submodule(parent_name) if parent_name else method
+        if isinstance(parent, TrunkWrapper):
+            continue
+        setattr(parent, child, wrap(m))
+        swapped += 1
+    return swapped
+
+
+class CompiledTrunk(TrunkWrapper):
+    """A trunk whose ``forward`` runs compiled on chunks padded to ``batch`` frames (outputs cut back)."""
+
+    def __init__(self, inner: ResNetFeatures, batch: int):
+        super().__init__(inner, batch)
+        self._compiled = torch.compile(inner, dynamic=False)
+
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
-        if n < self.batch:  # repeat the last frame: one graph for every chunk
-            x = torch.cat([x, x[-1:].expand(self.batch - n, *x.shape[1:])])
+        x = self._pad(x)
         try:
             import torch._inductor.config as inductor_config
 
@@ -73,17 +104,7 @@ class CompiledTrunk(nn.Module):
 def compile_trunks(method: nn.Module, batch: int) -> int:
     """Swap every :class:`ResNetFeatures` inside ``method`` for a :class:`CompiledTrunk` (in place); returns how
     many. Compilation itself happens on the first chunk. Idempotent."""
-    targets = [(name, m) for name, m in method.named_modules()
-               if isinstance(m, ResNetFeatures) and not name.endswith(".inner") and name]
-    swapped = 0
-    for name, m in targets:
-        parent_name, _, child = name.rpartition(".")
-        parent = method.get_submodule(parent_name) if parent_name else method
-        if isinstance(parent, CompiledTrunk):
-            continue
-        setattr(parent, child, CompiledTrunk(m, batch))
-        swapped += 1
-    return swapped
+    return swap_trunks(method, lambda m: CompiledTrunk(m, batch))
 
 
 def compile_status(method: nn.Module) -> str:

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from auspread.models.backbones import ResNetFeatures
+from auspread.predict.compiled import AUTO_MIN_FRAMES, TrunkWrapper, swap_trunks
 
 CALIBRATION_CHUNKS = 2  # chunks of --batch-size frames (64 faces at the default 32) seen in fp32 before quantising
 
@@ -34,32 +35,15 @@ def quantization_available() -> bool:
     return True
 
 
-class QuantizedTrunk(nn.Module):
+class QuantizedTrunk(TrunkWrapper):
     """A ResNet trunk that calibrates on its first chunks in fp32, then runs int8 (compiled) on chunks padded to
     ``batch`` frames (outputs cut back)."""
 
     def __init__(self, inner: ResNetFeatures, batch: int, calibration_chunks: int = CALIBRATION_CHUNKS):
-        super().__init__()
-        self.inner = inner
-        self.batch = batch
-        self.out_channels = inner.out_channels
+        super().__init__(inner, batch)
         self.calibration_chunks = calibration_chunks
         self._seen: list[torch.Tensor] = []
         self._quantized = None
-        self._failed: str | None = None
-
-    def forward_pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return self.inner.forward_pyramid(x)  # MDHR's path: fp32, as before
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._failed is not None or x.shape[0] == 0:
-            return self.inner(x)
-        outs = [self._run(x[i:i + self.batch]) for i in range(0, x.shape[0], self.batch)]
-        return outs[0] if len(outs) == 1 else torch.cat(outs)
-
-    def _pad(self, x: torch.Tensor) -> torch.Tensor:
-        n = x.shape[0]
-        return x if n == self.batch else torch.cat([x, x[-1:].expand(self.batch - n, *x.shape[1:])])
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         if self._quantized is None:
@@ -133,19 +117,7 @@ class _Plain(nn.Module):
 def quantize_trunks(method: nn.Module, batch: int) -> int:
     """Swap every :class:`ResNetFeatures` inside ``method`` for a :class:`QuantizedTrunk` (in place); returns how
     many. Calibration and quantisation happen on the first chunks. Idempotent."""
-    from auspread.predict.compiled import CompiledTrunk
-
-    targets = [(name, m) for name, m in method.named_modules()
-               if isinstance(m, ResNetFeatures) and not name.endswith(".inner") and name]
-    swapped = 0
-    for name, m in targets:
-        parent_name, _, child = name.rpartition(".")
-        parent = method.get_submodule(parent_name) if parent_name else method
-        if isinstance(parent, (QuantizedTrunk, CompiledTrunk)):
-            continue
-        setattr(parent, child, QuantizedTrunk(m, batch))
-        swapped += 1
-    return swapped
+    return swap_trunks(method, lambda m: QuantizedTrunk(m, batch))
 
 
 def wants_quantize(setting: str, num_frames: int, device: torch.device, amp: str) -> bool:
@@ -153,8 +125,6 @@ def wants_quantize(setting: str, num_frames: int, device: torch.device, amp: str
     for a video of at least :data:`~auspread.predict.compiled.AUTO_MIN_FRAMES` frames, when torchao is there."""
     if setting == "int8":
         return True
-    from auspread.predict.compiled import AUTO_MIN_FRAMES
-
     return (setting == "auto" and device.type == "cpu" and amp == "off" and num_frames >= AUTO_MIN_FRAMES
             and quantization_available())
 
