@@ -3,8 +3,9 @@
 On a 2-core AVX2 CPU in fp32 the AU model is the slowest stage of ``predict``, and Knowledge-Spreader's two
 ResNet-18 trunks at 224 px cap it below 2x the old defaults even compiled (docs/BENCHMARKS.md). Static int8
 post-training quantisation of the trunks (PT2E: ``torch.export`` → torchao's ``X86InductorQuantizer``, per-channel
-int8 weights, per-tensor uint8 activations → inductor with oneDNN int8 kernels) halves their time again: a
-ResNet-18 at 224 px, batch 32, 2 threads ran 47 → 24 ms per frame against the compiled fp32 trunk.
+int8 weights, per-tensor uint8 activations → inductor with oneDNN int8 kernels; the stem stays fp32, see
+:data:`FP32_MODULES`) nearly halves their time again: a ResNet-18 at 224 px, batch 32, 1 thread ran 64 → 35 ms per
+frame against the compiled fp32 trunk.
 
 Calibration uses the video itself: the first :data:`CALIBRATION_CHUNKS` chunks each trunk sees run in fp32
 (their outputs are exact) and are recorded; the trunk is then quantised with those activation ranges, compiled,
@@ -24,6 +25,11 @@ from auspread.models.backbones import ResNetFeatures
 from auspread.predict.compiled import AUTO_MIN_FRAMES, TrunkWrapper, swap_trunks
 
 CALIBRATION_CHUNKS = 2  # chunks of --batch-size frames (64 faces at the default 32) seen in fp32 before quantising
+# Kept in fp32: the stem (first convolution on the normalised image). Measured on a trained Knowledge-Spreader
+# (runs of issue 19, 64 px) over 256 frames of a real video: mean |AU_p int8 - fp32| 0.0158 with every layer in int8,
+# 0.0010 with the stem in fp32 (layer4 in fp32 instead: 0.0158), for 35 instead of 30 ms per frame (ResNet-18,
+# 224 px, 1 thread; compiled fp32: 64 ms). docs/BENCHMARKS.md, issue 21.
+FP32_MODULES = ("stem",)
 
 
 def quantization_available() -> bool:
@@ -72,9 +78,10 @@ class QuantizedTrunk(TrunkWrapper):
                       RuntimeWarning, stacklevel=3)
 
 
-def quantize_trunk(trunk: nn.Module, calibration: list[torch.Tensor]) -> nn.Module:
+def quantize_trunk(trunk: nn.Module, calibration: list[torch.Tensor],
+                   skip: tuple[str, ...] = FP32_MODULES) -> nn.Module:
     """Static int8 PTQ of ``trunk`` (PT2E + torchao's X86InductorQuantizer), calibrated on ``calibration`` (each a
-    full batch), compiled with inductor (freezing). Raises on any failure."""
+    full batch), its ``skip`` submodules left in fp32, compiled with inductor (freezing). Raises on any failure."""
     import torch._inductor.config as inductor_config
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
@@ -86,6 +93,8 @@ def quantize_trunk(trunk: nn.Module, calibration: list[torch.Tensor]) -> nn.Modu
         exported = torch.export.export(_Plain(trunk).eval(), (example,), strict=True).module()
         quantizer = xiq.X86InductorQuantizer()
         quantizer.set_global(xiq.get_default_x86_inductor_quantization_config())
+        for name in skip:  # submodules of the trunk kept in fp32
+            quantizer.set_module_name_qconfig(f"trunk.{name}", None)
         prepared = prepare_pt2e(exported, quantizer)
         for x in calibration:
             prepared(x)
