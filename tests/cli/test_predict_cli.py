@@ -39,6 +39,8 @@ def test_predict_writes_table_sidecar_plot_overlay(setup, tmp_path, capsys):
     assert side["model"]["method"] == "tiny_predict_test" and side["model"]["run"] == str(run.resolve())
     assert side["frames"] == 5 and side["frames_with_face"] == 4 and side["error"] is None
     assert side["precision"]["compiled"] == "off"  # compile=auto: a 5-frame video is not worth a compile
+    assert side["precision"]["quantized"] == "off"  # quantize=auto: nor an int8 calibration
+    assert side["model_threads"]  # the AU model's threads and why (auspread.predict.threads)
     assert (tmp_path / "face_timeline.png").stat().st_size > 1000
     assert (tmp_path / "ov.mp4").stat().st_size > 1000
     assert "1 of 1 inputs done" in err
@@ -80,6 +82,7 @@ def test_truncated_video_rows_and_nonzero_exit(setup, tmp_path, capsys):
     ("missing_model", "no such run folder or checkpoint"),
     ("bad_checkpoint", "not a readable checkpoint"),
     ("bad_compile", "--compile must be auto, on or off"),
+    ("bad_quantize", "--quantize must be auto, int8 or off"),
 ])
 def test_one_clear_message(setup, tmp_path, capsys, what, match):
     d, run, _, _ = setup
@@ -95,7 +98,7 @@ def test_one_clear_message(setup, tmp_path, capsys, what, match):
     elif what == "bad_checkpoint":
         model = tmp_path / "x.pt"
         model.write_text("not a checkpoint")
-    extra = ["--compile", "yes"] if what == "bad_compile" else []
+    extra = {"bad_compile": ["--compile", "yes"], "bad_quantize": ["--quantize", "int4"]}.get(what, [])
     code, err = run_cli(["predict", inp, "--model", model, "--out", tmp_path / "o", "--no-progress", *extra], capsys)
     assert code == 2
     lines = [l for l in err.strip().splitlines() if l.strip()]
