@@ -41,7 +41,7 @@ from auspread.faces.track import FaceTracker, IoUTracker, TrackOptions
 from auspread.media import Frame, Source
 from auspread.predict.compiled import compile_status, compile_trunks, wants_compile
 from auspread.predict.quantized import quantize_status, quantize_trunks, wants_quantize
-from auspread.predict.threads import ModelThreadTuner, StageClock
+from auspread.predict.threads import ModelThreadTuner, SlowestStage, StageClock
 
 DEFAULT_DETECT_EVERY = 10  # docs/BENCHMARKS.md, "auspread predict with its default options (issue 21)"
 
@@ -223,23 +223,28 @@ class Predictor:
         det = o.detect_threads or 1
         return det, o.model_threads or max(1, torch.get_num_threads() - det)
 
-    def _model_stream(self, chunks: Callable[[], Iterator[torch.Tensor]]) -> tuple[Iterator[torch.Tensor], int | None]:
-        """The chunk stream the AU model consumes and its intra-op threads: with ``prefetch``, ``chunks()`` runs
-        in a background thread and, unless ``model_threads`` is given, a :class:`ModelThreadTuner` (recorded in
-        :attr:`thread_decision`) chooses the model's threads on the running video."""
+    def _model_stream(self, chunks: Callable[[], Iterator], align: Callable[[Iterator], Iterator[torch.Tensor]]
+                      | None = None) -> tuple[Iterator[torch.Tensor], int | None]:
+        """The chunk stream the AU model consumes and its intra-op threads: with ``prefetch``, ``chunks()``
+        (detection) and ``align`` (alignment, if given) each run in a background thread of their own and, unless
+        ``model_threads`` is given, a :class:`ModelThreadTuner` (recorded in :attr:`thread_decision`) chooses the
+        model's threads on the running video, against the slower of the two stages."""
         o = self.options
         self._tuner = None
         if not o.prefetch:
             self._thread_note = "torch's setting (no overlap)"
-            return chunks(), None
+            return (align(chunks()) if align else chunks()), None
         det_threads, model_threads = self.thread_split()
-        clock = StageClock()
-        stream = prefetch(chunks(), threads=det_threads, clock=clock)
+        clocks = [StageClock()]
+        stream = prefetch(chunks(), threads=det_threads, clock=clocks[0])
+        if align is not None:  # one intra-op thread: the stages share the cores with the model
+            clocks.append(StageClock())
+            stream = prefetch(align(stream), threads=1, clock=clocks[1])
         full = torch.get_num_threads()
         if o.model_threads is not None or full <= model_threads:
             self._thread_note = f"{model_threads} (fixed)" if o.model_threads is not None else f"{model_threads}"
             return stream, model_threads
-        tuner = self._tuner = ModelThreadTuner(model_threads, full, clock)
+        tuner = self._tuner = ModelThreadTuner(model_threads, full, SlowestStage(clocks))
         return tuner.wrap(stream), model_threads
 
     def _run_model(self, chunks: Iterator[torch.Tensor], num_frames: int, threads: int | None = None) -> np.ndarray:
@@ -404,7 +409,9 @@ class Predictor:
             else:
                 yield from self._main_face_stream(blocks, state)
 
-        def chunks() -> Iterator[torch.Tensor]:
+        def chunks() -> Iterator[tuple[list, np.ndarray | None, np.ndarray | None]]:
+            """Per block: the rows, then (images, frame→crop matrices, None) for the alignment stage, or (None,
+            None, crops) for inputs that are already crops."""
             for group in groups():
                 block = [f for f, _ in group]
                 if o.no_detect:
@@ -430,13 +437,21 @@ class Predictor:
                         rows["frame"].append(f.index); rows["timestamp"].append(f.timestamp)
                         rows["success"].append(ok); rows["confidence"].append(conf)
                         rows["box"].append(box); rows["held"].append(d.held)
-                    crops = _warp_frames([f.image for f in block], mats, o.align_size)
+                    yield [f.image for f in block], mats, None
+                    continue
+                yield None, None, crops
+
+        def align(jobs: Iterator[tuple]) -> Iterator[torch.Tensor]:
+            """The alignment stage (warp + the model's input transform): a thread of its own with ``prefetch``."""
+            for images, mats, crops in jobs:
+                if crops is None:
+                    crops = _warp_frames(images, mats, o.align_size)
                 if progress:
-                    progress(len(block))
+                    progress(len(crops))
                 yield self._to_input(crops)
 
         bound = self._num_frames_bound(source)
-        stream, model_threads = self._model_stream(chunks)
+        stream, model_threads = self._model_stream(chunks, align)
         probs = self._run_model(stream, bound, model_threads)
         n = len(rows["frame"])
         if n == 0:

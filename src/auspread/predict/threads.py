@@ -12,7 +12,8 @@ fastest depends on the model and on the machine's load, measured side by side (d
 
 So the split is measured, not guessed: :class:`ModelThreadTuner` starts the model on ``base`` threads (1 + the
 rest), times a few chunks of the running video, and gives the model every thread only when it is the bottleneck
-(its time per chunk exceeds ``ratio`` times the detection thread's CPU time per chunk) and its own thread got
+(its time per chunk exceeds ``ratio`` times the CPU time per chunk of the busiest producer stage, detection or
+alignment, each a thread of its own) and its own thread got
 nearly a whole core (``min_share``: a loaded machine gets less); it then keeps the raise only if the model's time
 per chunk fell by at least ``min_gain``. The number of threads never changes the answer beyond float rounding.
 """
@@ -45,6 +46,17 @@ class StageClock:
             return self.cpu / self.items if self.items else None
 
 
+class SlowestStage:
+    """The largest CPU time per item of several pipeline stages (detection and alignment threads)."""
+
+    def __init__(self, clocks: list[StageClock]):
+        self.clocks = clocks
+
+    def per_item(self) -> float | None:
+        times = [t for t in (c.per_item() for c in self.clocks) if t is not None]
+        return max(times) if times else None
+
+
 def should_raise(model_wall: float, model_share: float, detect_cpu: float, *, ratio: float = 1.5,
                  min_share: float = 0.85) -> bool:
     """Give the model every thread? Only if it limits the pipeline (its wall time per chunk above ``ratio`` × the
@@ -65,7 +77,7 @@ class ModelThreadTuner:
     trunks recompile for a new thread count: 1.3 -> 3.3 s for that chunk in docs/BENCHMARKS.md) and the next
     ``window`` chunks measure ``full``. ``decision`` says what happened (recorded in the output's sidecar JSON and by the benchmark)."""
 
-    def __init__(self, base: int, full: int, producer: StageClock, *, window: int = 2, ratio: float = 1.5,
+    def __init__(self, base: int, full: int, producer: StageClock | SlowestStage, *, window: int = 2, ratio: float = 1.5,
                  min_share: float = 0.85, min_gain: float = 0.10,
                  wall: Callable[[], float] = time.perf_counter, cpu: Callable[[], float] = time.thread_time):
         self.base, self.full, self.producer = base, full, producer
