@@ -81,6 +81,23 @@ def _swaps_trunks(fields: dict) -> bool:
 MODELS = {"r18@112": ("supervised", 112), "r18@224": ("supervised", 224), "ks@224": ("ks", 224)}
 
 
+def first_frames(video: Path, n: int):
+    """``video`` as a source that stops after ``n`` frames: the real decoder (end to end includes decoding)."""
+    from auspread.predict.inputs import VideoSource
+
+    class FirstN(VideoSource):
+        def frames(self):
+            for f in super().frames():
+                if f.index >= n:
+                    return
+                yield f
+
+        def num_frames_hint(self):
+            return n
+
+    return FirstN(video)
+
+
 def _cache() -> Path:
     return Path(os.environ.get("AUSPREAD_TEST_CACHE", Path.home() / ".cache" / "auspread" / "test-data"))
 
@@ -217,16 +234,6 @@ def main() -> None:
     n = len(frames)
     h, w = frames[0].image.shape[:2]
 
-    class FirstN(VideoSource):  # the real decoder, stopped after n frames (end to end includes decoding)
-        def frames(self):
-            for f in super().frames():
-                if f.index >= n:
-                    return
-                yield f
-
-        def num_frames_hint(self):
-            return n
-
     detector = FaceDetector()
     variants = ["old", "new"] + [v for v in a.variants]
     defaults = PredictOptions()
@@ -300,7 +307,7 @@ def main() -> None:
         cpu: dict[str, list[float]] = {k: [] for k in secs}
         tables, counts, threads = {}, {}, {}
         for r in range(a.rounds):
-            jobs = [(v, lambda v=v: with_threads(VARIANTS[v].get("main_threads"), preds[v].predict, FirstN(video))) for v in variants] + list(stages.items())
+            jobs = [(v, lambda v=v: with_threads(VARIANTS[v].get("main_threads"), preds[v].predict, first_frames(video, n))) for v in variants] + list(stages.items())
             for k, fn in (jobs if r % 2 == 0 else jobs[::-1]):  # alternate the order: drifting load hits all alike
                 t, c, out = timed(fn)
                 secs[k].append(t)
