@@ -56,3 +56,25 @@ def test_refine_follows_a_face_with_onet_alone(detector, faces):
     empty = composite(frames[:1], [False])[0]
     assert detector.refine(empty, full[0].boxes[:1]).scores[0] < 0.5
     assert len(detector.refine(moved, np.zeros((0, 4)))) == 0
+
+
+def test_detection_leaves_autocast_alone_where_it_is_off(detector, faces, monkeypatch):
+    """Leaving an autocast block clears autocast's process-wide cast cache under a mutex; predict's detection thread
+    must not do that while the AU model is traced under autocast in another thread (a deadlock, session 15). Where a
+    caller's autocast is on, the detector still runs MTCNN in fp32."""
+    import torch
+
+    cleared = []
+    real = torch.clear_autocast_cache
+    monkeypatch.setattr(torch, "clear_autocast_cache", lambda: (cleared.append(1), real())[1])
+    frames, _ = faces
+    video = composite(frames[:2], [True, True])
+    plain = detector.detect(video)
+    plain_r = detector.refine(video[1], plain[0].boxes[:1])
+    assert cleared == []
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under = detector.detect(video)
+        under_r = detector.refine(video[1], plain[0].boxes[:1])
+    assert cleared  # the guard was entered and left
+    np.testing.assert_array_equal(under[0].boxes, plain[0].boxes)  # fp32 under the caller's bf16 autocast
+    np.testing.assert_array_equal(under_r.landmarks, plain_r.landmarks)

@@ -13,11 +13,25 @@ per face instead of the whole image pyramid. It is the per-frame step of the fac
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
 import torch
+
+
+def fp32_guard(device_type: str) -> contextlib.AbstractContextManager:
+    """Autocast off, entered only when it is on (a caller's bf16 autocast in this thread).
+
+    Leaving the outermost ``torch.autocast`` block clears autocast's process-wide cast cache under a C++ mutex
+    without releasing the GIL. ``auspread predict`` detects faces in its own thread while the AU model runs under
+    autocast in another; when that model is being traced by ``torch.compile`` (fake tensors: Python code runs while the
+    mutex is held), an unconditional ``autocast(enabled=False)`` here deadlocked the two threads (seen on a bf16-native
+    CPU, session 15). A thread where autocast is off needs no guard, so it never touches the cache."""
+    if torch.is_autocast_enabled(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -90,7 +104,7 @@ class FaceDetector:
             batch = t.clamp_(0, 255).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
         # min_face_size is given in frame pixels; MTCNN sees the downscaled copy
         self._mtcnn.min_face_size = max(8, int(round(o.min_face_size * scale)))
-        with torch.no_grad(), torch.autocast(self.device.type, enabled=False):  # fp32 even under a caller's autocast
+        with torch.no_grad(), fp32_guard(self.device.type):  # fp32 even under a caller's autocast
             boxes, probs, points = self._mtcnn.detect(batch, landmarks=True)
         res = []
         for b, p, l in zip(boxes, probs, points):
@@ -134,7 +148,7 @@ class FaceDetector:
                 crop[:, ay1 - cy1 : ay2 - cy1, ax1 - cx1 : ax2 - cx1] = img[:, ay1:ay2, ax1:ax2]
             crops.append(torch.nn.functional.interpolate(crop[None], size=(48, 48), mode="area"))
         x = (torch.cat(crops).to(self.device) - 127.5) * 0.0078125
-        with torch.no_grad(), torch.autocast(self.device.type, enabled=False):
+        with torch.no_grad(), fp32_guard(self.device.type):
             reg, pts, prob = self._mtcnn.onet(x)
         reg, pts, score = reg.double().cpu().numpy(), pts.double().cpu().numpy(), prob[:, 1].float().cpu().numpy()
         bw = (sq[:, 2] - sq[:, 0] + 1)[:, None]

@@ -248,12 +248,15 @@ class Predictor:
         return tuner.wrap(stream), model_threads
 
     def _run_model(self, chunks: Iterator[torch.Tensor], num_frames: int, threads: int | None = None) -> np.ndarray:
-        ctx = (torch.autocast(self.model.device.type, dtype=torch.bfloat16) if self.amp == "bf16"
-               else contextlib.nullcontext())
         if not self.quantized and wants_quantize(self.options.quantize, num_frames, self.model.device, self.amp):
             self.quantized = quantize_trunks(self.model.method, self.options.batch_size) > 0
         if not self.compiled and wants_compile(self.options.compile, num_frames, self.model.device):
             self.compiled = compile_trunks(self.model.method, self.options.batch_size) > 0
+        # traced trunks run Python (fake tensors) inside autocast's cast cache, which holds a process-wide mutex while
+        # doing so: no cache for them (faces.detect.fp32_guard tells the deadlock this avoids)
+        ctx = (torch.autocast(self.model.device.type, dtype=torch.bfloat16,
+                              cache_enabled=not (self.compiled or self.quantized))
+               if self.amp == "bf16" else contextlib.nullcontext())
         before = torch.get_num_threads()
         if threads is not None:
             torch.set_num_threads(threads)
