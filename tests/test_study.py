@@ -179,6 +179,7 @@ def test_report_tables_and_curves(tmp_path):
     assert "| method | AU1 | AU2 | avg |" in md and "### 100% labels" in md
     assert "Cells finished: **40 of 40**" in md
     assert "all-positive predictor (every AU always on) scores **38.0**" in md
+    assert "Training precision and CPU: precision not recorded on CPU not recorded (40 cells)." in md
     assert "For reference" not in md  # the tiny preset is not BP4D-like: no paper numbers to compare with
     html = (out / "report.html").read_text()
     assert "<table>" in html and "f1_vs_labels.png" in html
@@ -216,6 +217,7 @@ def test_one_real_cell_through_the_engine(tmp_path):
                     "optim": {"epochs": 1, "batch_size": 4, "steps_per_epoch": 2, "amp": "off"}})
     recs = S.run_study(sp, out, progress=False)
     assert len(recs) == 1 and 0.0 <= recs[0]["test_f1"] <= 1.0 and len(recs[0]["per_au"]) == 12
+    assert recs[0]["precision"] == "off" and recs[0]["cpu"].endswith("bf16")  # what the report names
     run_dir = Path(recs[0]["run_dir"])
     assert (run_dir / "results" / "summary.json").is_file()
     stamp = (run_dir / "checkpoints" / "last.pt").stat().st_mtime_ns
@@ -315,3 +317,22 @@ def test_an_unfinished_run_is_refused(tmp_path):
 def test_per_au_columns_in_numeric_order():
     rec = {"key": "k", "method": "ks", "ratio": 5.0, "test_f1": 0.5, "per_au": {"AU1": 0.1, "AU10": 0.2, "AU2": 0.3}}
     assert S.summarise([rec], ["ks"])["aus"] == ["AU1", "AU2", "AU10"]
+
+
+def test_report_names_each_cells_precision_and_cpu(tmp_path):
+    """bf16 and fp32 cells, or cells of two machines, are told apart; an older record without them is read from its
+    run folder's summary.json."""
+    out = tmp_path / "study"
+
+    def runner(cfg, run_dir):
+        r = fake_runner(cfg, run_dir)
+        if cfg["method"]["name"] == "supervised":  # an old record: the machine only in the run's summary.json
+            (Path(run_dir) / "results").mkdir(parents=True)
+            (Path(run_dir) / "results" / "summary.json").write_text(json.dumps({"precision": "off", "cpu": "EPYC"}))
+            return r
+        return {**r, "precision": "bf16", "cpu": "Xeon, 2 CPUs, native bf16"}
+
+    S.run_study(spec(labels=["5"]), out, runner=runner, progress=False)
+    md = (out / "report.md").read_text()
+    assert ("Training precision and CPU: bf16 on Xeon, 2 CPUs, native bf16 (2 cells); fp32 on EPYC (1 cell)."
+            in md), md

@@ -1,5 +1,7 @@
 """optim.amp=auto picks the device's native precision; an explicit bf16 on an emulating CPU warns once."""
 
+import os
+
 import pytest
 import torch
 
@@ -70,3 +72,12 @@ def test_trainer_records_the_resolved_precision(tmp_path, monkeypatch, fresh_war
     t = Trainer(cfg, build_method(cfg, info(32)), FakeBatches(), make_validate(), tmp_path / "r", CPU,
                 progress=False, checkpoint_extra={"config": config_to_dict(cfg)})
     assert t.amp == expected and (t.autocast is None) == (expected == "off") and t.scaler is None
+
+
+def test_cpu_description_names_the_cpu_its_count_and_bf16():
+    from auspread.engine.precision import cpu_description, cpu_has_native_bf16
+
+    d = cpu_description()
+    name, count, bf16 = d.rsplit(", ", 2)
+    assert name and count == f"{os.cpu_count()} CPUs"
+    assert bf16 == ("native bf16" if cpu_has_native_bf16() else "no native bf16")

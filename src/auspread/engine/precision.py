@@ -16,6 +16,8 @@ An explicit ``bf16`` is honoured everywhere, with one warning on a CPU that woul
 from __future__ import annotations
 
 import functools
+import os
+import platform
 import sys
 from typing import Literal
 
@@ -31,6 +33,21 @@ def cpu_has_native_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a build without oneDNN
         return False
+
+
+@functools.cache
+def cpu_description() -> str:
+    """The CPU a figure was measured on, for run summaries and reports: its model name (``/proc/cpuinfo``, else
+    ``platform.processor()``), the logical CPUs and whether it computes bf16 natively, e.g. ``"Intel(R) Xeon(R)
+    Processor, 2 CPUs, native bf16"``. Speeds and bf16 results differ between CPUs (docs/BENCHMARKS.md)."""
+    name = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.lower().startswith("model name")), "")
+    except OSError:
+        pass
+    name = name or platform.processor() or platform.machine() or "unknown CPU"
+    return f"{name}, {os.cpu_count() or 1} CPUs, {'native bf16' if cpu_has_native_bf16() else 'no native bf16'}"
 
 
 _warned: set[str] = set()

@@ -29,6 +29,7 @@ from auspread.engine.data import (Splits, dataset_info, eval_transform, info_fro
 from auspread.engine.logging import RunLogger
 from auspread.engine.loop import FitResult, Trainer, TrainHooks, autocast_factory, seed_everything
 from auspread.engine.restore import build_method, check_run_dir, eval_weights, load_trained  # noqa: F401 (re-exported)
+from auspread.engine.precision import cpu_description
 from auspread.errors import ConfigError, DataError, RunError
 from auspread.evaluation.dense import evaluate_split
 from auspread.evaluation.metrics import AUScores, all_positive_f1
@@ -53,6 +54,7 @@ class RunSummary:
     selected_on: str  # "val", "test" (papers' protocol) or "last" (no validation split)
     test_f1_all_positive: float | None = None  # the trivial "every AU always on" predictor on the same frames
     precision: str | None = None  # the autocast actually used for training (optim.amp resolved on this device)
+    cpu: str | None = None  # the host CPU (engine.precision.cpu_description): speeds and bf16 depend on it
     test_scores: AUScores | None = None
     history: list[dict] = field(default_factory=list)
 
@@ -228,7 +230,7 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
         test_f1=scores.mean_f1, test_accuracy=scores.mean_accuracy,
         test_per_au={f"AU{a}": float(f) for a, f in zip(scores.aus, scores.f1)},
         train_fps=fit.train_fps, epochs=fit.epochs_done, steps=fit.steps, seconds=time.time() - t_start,
-        selected_on=selected, test_scores=scores, history=fit.history, precision=trainer.amp,
+        selected_on=selected, test_scores=scores, history=fit.history, precision=trainer.amp, cpu=cpu_description(),
         test_f1_all_positive=all_positive_f1(splits.test.all_labels(), splits.test.aus).mean_f1,
     )
     if dist.is_main:
@@ -237,7 +239,8 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
                       notes=_notes(cfg, splits, best["epoch"], selected)
                       + [f"all-positive predictor (every AU always on) on the same frames: mean F1 "
                          f"{100 * summary.test_f1_all_positive:.1f}",
-                         f"training precision: {'fp32' if trainer.amp == 'off' else trainer.amp} (optim.amp={cfg.optim.amp})"],
+                         f"training precision: {'fp32' if trainer.amp == 'off' else trainer.amp} (optim.amp={cfg.optim.amp}) "
+                         f"on {summary.cpu}"],
                       predictions=preds,
                       extra={"best_epoch": best["epoch"], "selected_on": selected})
         atomic_write_text(run_dir / "results" / "summary.json", json.dumps(summary.to_dict(), indent=2))

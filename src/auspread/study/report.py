@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import math
+from collections import Counter
 import os
 from pathlib import Path
 
@@ -162,6 +163,7 @@ def _describe(spec: StudySpec | None, records: list[dict]) -> list[str]:
                         if len(records) > done else "."))
         if spec.overrides:
             lines.append("Overrides: " + ", ".join(f"`{o}`" for o in spec.overrides) + ".")
+    lines.append(_machines(records))
     hours = sum(float(r.get("seconds") or 0) for r in records) / 3600
     lines.append(f"Training + testing time of the finished cells: {hours:.2f} h (sum over cells).")
     sel = sorted({str(r.get("selected_on")) for r in records})
@@ -169,6 +171,28 @@ def _describe(spec: StudySpec | None, records: list[dict]) -> list[str]:
                  f"{' / '.join(sel)} (see each run's `results/`), ×100; mean ± std over folds × seeds when there "
                  "are several.")
     return lines
+
+
+def _cell_machine(record: dict) -> tuple[str, str]:
+    """(precision, CPU) of one cell: its record, else its run folder's ``results/summary.json`` (cells recorded
+    before the record carried them), else ``"not recorded"``."""
+    prec, cpu = record.get("precision"), record.get("cpu")
+    if prec is None or cpu is None:
+        try:
+            d = json.loads((Path(str(record.get("run_dir"))) / "results" / "summary.json").read_text())
+            prec, cpu = prec or d.get("precision"), cpu or d.get("cpu")
+        except (OSError, ValueError):
+            pass
+    prec = {"off": "fp32"}.get(prec, prec) if prec else "precision not recorded"
+    return prec, cpu or "CPU not recorded"
+
+
+def _machines(records: list[dict]) -> str:
+    """One line: the training precision and CPU of the cells, with how many cells each (results differ slightly
+    between bf16 and fp32, and speeds between CPUs)."""
+    counts = Counter(_cell_machine(r) for r in records)
+    parts = [f"{p} on {c} ({n} cell{'s' if n > 1 else ''})" for (p, c), n in sorted(counts.items())]
+    return "Training precision and CPU: " + "; ".join(parts) + "."
 
 
 def _trivial_line(summary: dict) -> list[str]:

@@ -48,7 +48,8 @@ def _summary_record(d: dict, seconds: float) -> dict:
             "per_au": d.get("test_per_au", {}), "best_epoch": d.get("best_epoch"), "epochs": d.get("epochs"),
             "steps": d.get("steps"), "selected_on": d.get("selected_on"), "train_fps": d.get("train_fps"),
             "run_dir": str(d.get("run_dir")), "seconds": seconds or d.get("seconds"),
-            "test_f1_all_positive": d.get("test_f1_all_positive")}
+            "test_f1_all_positive": d.get("test_f1_all_positive"), "precision": d.get("precision"),
+            "cpu": d.get("cpu")}
 
 
 Runner = Callable[[dict, str], dict]
