@@ -72,6 +72,8 @@ VARIANTS = {  # name -> PredictOptions fields (over the defaults)
     "interp-K5": dict(detect_every=5, track=False, amp="off", channels_last=False, prefetch=False, compile="off"),
     "new-compile": dict(compile="on"),  # the defaults + compiled trunks (what compile=auto does on long videos)
     "new-int8": dict(quantize="int8"),  # the defaults + int8 trunks (what quantize=auto does on long videos here)
+    "new-fp32": dict(amp="off", channels_last=False),  # the defaults in fp32: tracking's share of the difference
+    "new-K1": dict(detect_every=1),  # the defaults with exhaustive detection: the precision's share
 }
 def _swaps_trunks(fields: dict) -> bool:
     """Compiled or int8 trunks: the variant gets its own copy of the model and a one-off warm-up before the rounds."""
