@@ -12,7 +12,9 @@ from auspread.predict.pipeline import ModelBundle, PredictOptions, Predictor
 
 @pytest.fixture(scope="module")
 def predictor():
-    return Predictor(tiny_bundle(), PredictOptions(batch_size=4))
+    # fp32 on every CPU: these tests compare probabilities to 1e-5 (on a CPU with native bf16 amp=auto would round
+    # them to bf16's 3 significant digits; the bf16 path has its own tests)
+    return Predictor(tiny_bundle(), PredictOptions(batch_size=4, amp="off"))
 
 
 def _video(tmp_path, frames, name="v.mp4"):
@@ -51,7 +53,7 @@ def test_detect_every_k_without_tracking_holds_faces_between_detections(faces, t
 
 def test_no_detect_on_aligned_crops(tmp_path, faces):
     b = tiny_bundle(image_size=32, store_size=36)
-    pr = Predictor(b, PredictOptions(no_detect=True, batch_size=5, align_size=112))
+    pr = Predictor(b, PredictOptions(no_detect=True, batch_size=5, align_size=112, amp="off"))  # fp32: compared to 1e-5
     assert pr.detector is None
     frames = faces[0][:7]
     tab = pr.predict(_video(tmp_path, frames))
