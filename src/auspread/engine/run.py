@@ -28,8 +28,8 @@ from auspread.engine.data import (Splits, dataset_info, eval_transform, info_fro
                                   open_store, read_index, split_index)
 from auspread.engine.logging import RunLogger
 from auspread.engine.loop import FitResult, Trainer, TrainHooks, autocast_factory, seed_everything
-from auspread.engine.restore import build_method, check_run_dir, eval_weights, load_trained  # noqa: F401 (re-exported)
 from auspread.engine.precision import cpu_description
+from auspread.engine.restore import build_method, check_run_dir, eval_weights, load_trained  # noqa: F401 (re-exported)
 from auspread.errors import ConfigError, DataError, RunError
 from auspread.evaluation.dense import evaluate_split
 from auspread.evaluation.metrics import AUScores, all_positive_f1

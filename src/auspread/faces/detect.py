@@ -19,6 +19,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 
 
 def fp32_guard(device_type: str) -> contextlib.AbstractContextManager:
@@ -32,7 +33,6 @@ def fp32_guard(device_type: str) -> contextlib.AbstractContextManager:
     if torch.is_autocast_enabled(device_type):
         return torch.autocast(device_type, enabled=False)
     return contextlib.nullcontext()
-from pydantic import BaseModel, ConfigDict, Field
 
 
 @dataclass
