@@ -43,3 +43,19 @@ def test_branch_readouts_match_the_method_and_the_branches_by_hand(students):
     torch.testing.assert_close(r["S_a"], sa, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(r["S_b"], torch.stack(per_student).mean(0), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(r["ensemble"], 0.5 * (r["S_a"] + r["T_b"]), rtol=1e-5, atol=1e-6)
+
+
+def test_val_thresholds_are_chosen_on_val_and_applied_unchanged():
+    import numpy as np
+
+    mod = _readouts_module()
+    # AU 0: on val the best cut is 0.3 (0.3 and 0.9 present, F1 1); AU 1 has no val positive: keeps 0.5
+    val_p = np.array([[0.3, 0.7], [0.9, 0.2], [0.1, 0.6]])
+    val_y = np.array([[1, 0], [1, 0], [0, -1]])
+    p = np.array([[0.35, 0.55], [0.25, 0.45], [0.8, 0.9]])
+    y = np.array([[1, 1], [1, 0], [0, 1]])
+    r = mod.val_threshold_f1(val_p, val_y, p, y)
+    assert r["val_thresholds"] == [0.3, 0.5]
+    # AU 0 at 0.3: 0.35 (+) and 0.8 (-) present, 0.25 (+) missed: F1 2/4; AU 1 at 0.5: 0.55 and 0.9 present: F1 1
+    assert r["per_au_f1_val_thresholds"] == [pytest.approx(0.5), pytest.approx(1.0)]
+    assert r["f1_val_thresholds"] == pytest.approx(0.75)
