@@ -105,6 +105,9 @@ def diagnose(run_dir: Path, split: str, threads: int, checkpoint: str = "best", 
     info = info_from_dict(state["dataset_info"])
     splits = split_index(read_index(cfg.data, progress=False), cfg.data, cfg.seed)
     target = {"test": splits.test, "val": splits.val}[split]
+    if target is None or not target.videos:
+        raise SystemExit(f"{run_dir}: this run has no {split} subjects (data.val_fraction=0 or select_on=test); "
+                         f"--split val and --val-thresholds need validation subjects")
     seed_everything(cfg.seed)
     model = _eval_model(build_method(cfg, info, None), state).eval()
     store = open_store(target, cfg.data, progress=False)
