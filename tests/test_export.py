@@ -1,12 +1,13 @@
 """`auspread export`: the exported light model gives the original's outputs (TorchScript, ONNX if installed)."""
 
 import importlib.util
+import json
 
 import pytest
 import torch
 from typer.testing import CliRunner
 
-from auspread.engine.checkpoint import save_checkpoint
+from auspread.engine.checkpoint import load_checkpoint, save_checkpoint
 from auspread.engine.config import build_config, config_to_dict, dump_yaml
 from auspread.engine.data import info_to_dict
 from auspread.engine.run import build_method
@@ -70,6 +71,17 @@ def test_cli_export(tmp_path):
     res = CliRunner().invoke(app, ["export", str(run), "--format", "torchscript", "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert out.is_file() and "probabilities of AU 1, 2, 4" in res.output and "max |exported - original|" in res.output
+    side = json.loads((tmp_path / "light.json").read_text())
+    assert side["aus"] == [1, 2, 4] and side["input"]["shape"] == ["k", 3, SIZE, SIZE] and side["thresholds"] is None
+    assert "none chosen (use 0.5)" in res.output
+    # a run that chose per-AU thresholds on its validation subjects hands them to the exported model's users
+    state = load_checkpoint(run / "checkpoints" / "best.pt")
+    th = {"aus": [1, 2, 4], "values": [0.3, 0.5, 0.7], "fitted": [True, False, True], "source": "validation subjects X (9 frames)"}
+    save_checkpoint(run / "checkpoints" / "best.pt", {**state, "thresholds": th})
+    res = CliRunner().invoke(app, ["export", str(run), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "AU1 0.30, AU2 0.50, AU4 0.70" in res.output
+    assert json.loads((tmp_path / "light.json").read_text())["thresholds"] == [0.3, 0.5, 0.7]
     res = CliRunner().invoke(app, ["export", str(run), "--format", "tflite"])
     assert res.exit_code != 0
 

@@ -336,3 +336,27 @@ def test_report_names_each_cells_precision_and_cpu(tmp_path):
     md = (out / "report.md").read_text()
     assert ("Training precision and CPU: bf16 on Xeon, 2 CPUs, native bf16 (2 cells); fp32 on EPYC (1 cell)."
             in md), md
+
+
+def test_report_adds_the_validation_threshold_table_when_cells_have_it(tmp_path):
+    """F1 at validation-chosen thresholds: from the record, else from the run's summary.json (a cell calibrated
+    after it was recorded); a cell without it shows –, and a study where none has it shows no such table."""
+    out = tmp_path / "study"
+
+    def runner(cfg, run_dir):
+        r = fake_runner(cfg, run_dir)
+        name = cfg["method"]["name"]
+        if name == "supervised":
+            return {**r, "test_f1_val_thresholds": 0.61}
+        if name == "pseudo-label":  # calibrated later: only in its summary.json
+            (Path(run_dir) / "results").mkdir(parents=True)
+            (Path(run_dir) / "results" / "summary.json").write_text(json.dumps({"test_f1_val_thresholds": 0.55}))
+        return r
+
+    S.run_study(spec(labels=["5"]), out, runner=runner, progress=False)
+    md = (out / "report.md").read_text()
+    assert "per-AU thresholds chosen on each run's validation subjects" in md
+    assert "| supervised | **61.0** |" in md and "| pseudo-label | 55.0 |" in md and "| fixmatch | – |" in md
+    plain = tmp_path / "plain"
+    S.run_study(spec(labels=["5"]), plain, runner=fake_runner, progress=False)
+    assert "validation subjects and applied" not in (plain / "report.md").read_text()

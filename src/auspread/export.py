@@ -5,10 +5,15 @@ TorchScript uses ``torch.jit.trace`` (the inference networks have no data-depend
 TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)``, opset 17) with a dynamic batch axis and
 needs the optional ``onnx`` package (``pip install 'auspread[onnx]'``). Inputs are normalised frames exactly as
 ``Method.predict_frames`` receives them (``auspread.data.transforms`` test transform at ``data.image_size``).
+
+Next to the exported file, ``<name>.json`` says how to use it without auspread: the input shape and normalisation,
+the AU order of the outputs, and the per-AU decision thresholds the run chose on its validation subjects (null
+when it has none: then the protocol's 0.5).
 """
 
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +23,7 @@ import torch
 from torch import nn
 
 from auspread.errors import ConfigError
-from auspread.io import atomic_path
+from auspread.io import atomic_path, atomic_write_text
 
 Format = Literal["torchscript", "onnx"]
 SUFFIX = {"torchscript": ".pt", "onnx": ".onnx"}
@@ -32,14 +37,17 @@ class ExportResult:
     image_size: int
     aus: tuple[int, ...]
     max_abs_diff: float | None  # exported vs original on a random input (None when not checked)
+    sidecar: Path | None = None  # <name>.json: input, AU order, thresholds
+    thresholds: tuple[float, ...] | None = None  # the run's validation thresholds, if it chose them
 
 
-def load_run_model(run_dir: str | Path):
-    """``(method, cfg, info)`` of a run folder, rebuilt from ``checkpoints/best.pt`` alone (EMA weights if kept)."""
+def load_run_model(run_dir: str | Path, with_state: bool = False):
+    """``(method, cfg, info)`` of a run folder, rebuilt from ``checkpoints/best.pt`` alone (EMA weights if kept);
+    with ``with_state`` the loaded checkpoint as a fourth item."""
     from auspread.engine.restore import check_run_dir, load_trained
 
     t = load_trained(check_run_dir(run_dir))
-    return t.method, t.cfg, t.info
+    return (t.method, t.cfg, t.info, t.state) if with_state else (t.method, t.cfg, t.info)
 
 
 def _check_onnx() -> None:
@@ -98,7 +106,7 @@ def run_exported(path: str | Path, frames: torch.Tensor) -> torch.Tensor:
 def export_run(run_dir: str | Path, fmt: Format = "torchscript", out: str | Path | None = None, check: bool = True,
                seed: int = 0) -> ExportResult:
     """Export the inference model of a run folder; by default verify it on a random batch of two frames."""
-    method, cfg, info = load_run_model(run_dir)
+    method, cfg, info, state = load_run_model(run_dir, with_state=True)
     module = method.export_module()
     size = int(info.image_size)
     g = torch.Generator().manual_seed(seed)
@@ -111,4 +119,19 @@ def export_run(run_dir: str | Path, fmt: Format = "torchscript", out: str | Path
         with torch.no_grad():
             ref = module.eval().cpu()(example)
         diff = float((run_exported(path, example) - ref).abs().max())
-    return ExportResult(path, fmt, size, tuple(info.aus), diff)
+    th = state.get("thresholds")
+    from auspread.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+    sidecar = path.with_suffix(".json")
+    atomic_write_text(sidecar, json.dumps({
+        "model": path.name, "format": fmt, "method": cfg.method.name, "trained_on": info.dataset,
+        "input": {"shape": ["k", 3, size, size], "layout": "RGB, values in [0, 1] after resizing the aligned face "
+                  "crop, then (x - mean) / std per channel", "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
+        "output": {"shape": ["k", len(info.aus)], "meaning": "probability that each AU is present"},
+        "aus": list(info.aus),
+        "thresholds": None if not th else [float(v) for v in th["values"]],
+        "thresholds_source": (f"per AU, chosen on the run's {th['source']}" if th else
+                              "none chosen: use the protocol's 0.5 for every AU"),
+    }, indent=2) + "\n")
+    return ExportResult(path, fmt, size, tuple(info.aus), diff, sidecar,
+                        None if not th else tuple(float(v) for v in th["values"]))

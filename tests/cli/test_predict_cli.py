@@ -83,6 +83,9 @@ def test_truncated_video_rows_and_nonzero_exit(setup, tmp_path, capsys):
     ("bad_checkpoint", "not a readable checkpoint"),
     ("bad_compile", "--compile must be auto, on or off"),
     ("bad_quantize", "--quantize must be auto, int8 or off"),
+    ("bad_threshold", "--threshold must be auto, val or a number in [0, 1], got 'high'"),
+    ("threshold_out_of_range", "--threshold must lie in [0, 1], got 1.5"),
+    ("no_val_thresholds", "has no validation thresholds (trained before runs chose them): run `auspread calibrate"),
 ])
 def test_one_clear_message(setup, tmp_path, capsys, what, match):
     d, run, _, _ = setup
@@ -98,7 +101,9 @@ def test_one_clear_message(setup, tmp_path, capsys, what, match):
     elif what == "bad_checkpoint":
         model = tmp_path / "x.pt"
         model.write_text("not a checkpoint")
-    extra = {"bad_compile": ["--compile", "yes"], "bad_quantize": ["--quantize", "int4"]}.get(what, [])
+    extra = {"bad_compile": ["--compile", "yes"], "bad_quantize": ["--quantize", "int4"],
+             "bad_threshold": ["--threshold", "high"], "threshold_out_of_range": ["--threshold", "1.5"],
+             "no_val_thresholds": ["--threshold", "val"]}.get(what, [])
     code, err = run_cli(["predict", inp, "--model", model, "--out", tmp_path / "o", "--no-progress", *extra], capsys)
     assert code == 2
     lines = [l for l in err.strip().splitlines() if l.strip()]
@@ -130,7 +135,8 @@ def test_predict_with_a_real_trained_run(setup, tmp_path, capsys):
                              "optim.epochs=1", "optim.batch_size=4", "optim.steps_per_epoch=2", "threads=1",
                              f"out_dir={tmp_path / 'runs'}", "name=tiny"])
     run = run_training(cfg, progress=False).run_dir
-    code, err = run_cli(["predict", d / "face.mp4", "--model", run, "--out", tmp_path / "o", "--no-progress"], capsys)
+    code, err = run_cli(["predict", d / "face.mp4", "--model", run, "--out", tmp_path / "o", "--no-progress", "--plot",
+                         "--overlay", tmp_path / "ov.mp4"], capsys)
     assert code == 0, err
     df = pd.read_csv(tmp_path / "o" / "face.csv")
     assert df["success"].tolist() == [int(p) for p in present]
@@ -139,6 +145,21 @@ def test_predict_with_a_real_trained_run(setup, tmp_path, capsys):
     assert ((p >= 0) & (p <= 1)).all()
     side = json.loads((tmp_path / "o" / "face.json").read_text())
     assert side["model"]["method"] == "supervised" and side["model"]["checkpoint"].endswith("best.pt")
+    # the run chose per-AU thresholds on its validation subjects; predict uses them by default and says so
+    th = json.loads((run / "results" / "thresholds.json").read_text())["values"]
+    assert side["thresholds"].startswith("per AU, chosen on the validation subjects")
+    assert side["options"]["threshold"] == th
+    code, err = run_cli(["predict", d / "face.mp4", "--model", run, "--out", tmp_path / "h", "--no-progress",
+                         "--threshold", "0.5"], capsys)
+    assert code == 0, err
+    half = pd.read_csv(tmp_path / "h" / "face.csv")
+    codes = [c[:-2] for c in half.columns if c.endswith("_p")]
+    ok = half["success"] == 1
+    for c, t in zip(codes, th):  # the same probabilities; only the occurrence cut differs
+        assert (half.loc[ok, f"{c}_c"] == (half.loc[ok, f"{c}_p"] >= 0.5)).all()
+        differs = (df.loc[ok, f"{c}_p"] - t).abs() > 1e-4  # away from the CSV's 4-decimal rounding
+        assert (df.loc[ok & differs, f"{c}_c"] == (df.loc[ok & differs, f"{c}_p"] >= t)).all()
+    assert json.loads((tmp_path / "h" / "face.json").read_text())["thresholds"] == "0.5 for every AU (--threshold)"
 
 
 def test_folder_of_frames_with_a_corrupt_image(setup, tmp_path, capsys):

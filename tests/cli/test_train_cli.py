@@ -3,9 +3,12 @@
 import json
 import sys
 
+import numpy as np
 import pytest
 
 from auspread.cli import main
+from auspread.engine.checkpoint import load_checkpoint, save_checkpoint
+from auspread.evaluation.metrics import au_scores
 
 FAST = ["data.synth_preset=tiny", "data.image_size=32", "optim.epochs=1", "optim.batch_size=8",
         "optim.steps_per_epoch=2", "threads=1"]
@@ -61,10 +64,32 @@ def test_train_then_eval_then_cv(monkeypatch, capsys, tmp_path):
     assert any((run / "tb").iterdir())
     summary = json.loads((run / "results" / "summary.json").read_text())
 
+    # per-AU thresholds chosen on the validation subjects: in best.pt and thresholds.json, the test F1 at them
+    # recomputed from the saved test predictions, printed beside the protocol's 0.5
+    th = json.loads((run / "results" / "thresholds.json").read_text())
+    assert th["source"].startswith("validation subjects ") and len(th["values"]) == 12
+    assert load_checkpoint(run / "checkpoints" / "best.pt")["thresholds"]["values"] == th["values"]
+    npz = np.load(run / "results" / "test_predictions.npz")
+    at = au_scores(npz["probs"], npz["labels"], tuple(npz["aus"]), np.array(th["values"]))
+    assert summary["test_f1_val_thresholds"] == pytest.approx(at.mean_f1, abs=1e-9)
+    assert f"test mean F1 {100 * at.mean_f1:.1f} (results/thresholds.json)" in out
+
     code, out, err = run_cli(monkeypatch, capsys, "eval", "-q", str(run))
     assert code == 0, err
     again = json.loads((run / "results" / "test_scores.json").read_text())
     assert again["mean_f1"] == pytest.approx(summary["test_f1"], abs=1e-9)  # rebuilt from best.pt alone
+    assert again["mean_f1_at_val_thresholds"] == pytest.approx(at.mean_f1, abs=1e-9)
+    assert f"chosen on the validation subjects: {100 * at.mean_f1:.1f}" in out
+
+    # a run trained before runs chose thresholds gets the same ones from `auspread calibrate`
+    state = load_checkpoint(run / "checkpoints" / "best.pt")
+    save_checkpoint(run / "checkpoints" / "best.pt", {k: v for k, v in state.items() if k != "thresholds"})
+    (run / "results" / "thresholds.json").unlink()
+    code, out, err = run_cli(monkeypatch, capsys, "calibrate", "-q", str(run))
+    assert code == 0, err
+    assert json.loads((run / "results" / "thresholds.json").read_text())["values"] == th["values"]
+    assert load_checkpoint(run / "checkpoints" / "best.pt")["thresholds"]["values"] == th["values"]
+    assert f"test mean F1 {100 * at.mean_f1:.1f} at them, {100 * summary['test_f1']:.1f} at the protocol's 0.5" in out
     code, out, err = run_cli(monkeypatch, capsys, "eval", "-q", str(run), "--split", "val", "--data", "image_size=32")
     assert code == 0, err
     assert out.strip().splitlines()[-1].endswith("eval-image_size-32")
@@ -76,7 +101,10 @@ def test_train_then_eval_then_cv(monkeypatch, capsys, tmp_path):
     code, out, err = run_cli(monkeypatch, capsys, "train", "-q", f"out_dir={tmp_path}", "name=r2", "data.select_on=test", *FAST)
     assert code == 0, err
     assert "ON THE TEST FOLD" in (tmp_path / "r2" / "results" / "test_f1.md").read_text()
+    assert not (tmp_path / "r2" / "results" / "thresholds.json").exists()  # never thresholds chosen on test people
     assert "selected on test" in out
+    code, out, err = run_cli(monkeypatch, capsys, "calibrate", "-q", str(tmp_path / "r2"))
+    assert code == 2 and "no honest place to choose thresholds" in err
     assert "validation subjects carved from the training subjects" in (run / "results" / "test_f1.md").read_text()
 
     code, out, err = run_cli(monkeypatch, capsys, "cv", "-q", f"out_dir={tmp_path}", "name=cv", "--folds", "1,2", *FAST)

@@ -42,6 +42,13 @@ def test_csv_rows_one_based_frames_and_empty_cells(tmp_path):
     assert p.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
 
 
+def test_one_threshold_per_au():
+    df = to_frame(_table(), threshold=[0.95, 0.05])
+    assert df["AU01_c"].tolist()[::2] == [0, 0] and df["AU12_c"].tolist()[::2] == [1, 1]
+    with pytest.raises(ValueError, match="3 thresholds for 2 AUs"):
+        to_frame(_table(), threshold=[0.5, 0.5, 0.5])
+
+
 def test_all_faces_face_id_column(tmp_path):
     df = to_frame(_table(), all_faces=True)
     assert df["face_id"].tolist()[0] == 0 and pd.isna(df["face_id"][1]) and df["face_id"][2] == 1

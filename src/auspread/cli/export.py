@@ -30,6 +30,9 @@ def register(app: typer.Typer) -> None:
         r = export_run(run, fmt, out, check=check)
         typer.echo(f"input: (k, 3, {r.image_size}, {r.image_size}) normalised frames; output: (k, {len(r.aus)}) "
                    f"probabilities of AU {', '.join(map(str, r.aus))}")
+        typer.echo("decision thresholds: " + ("per AU, chosen on the run's validation subjects: "
+                                              + ", ".join(f"AU{a} {t:.2f}" for a, t in zip(r.aus, r.thresholds))
+                                              if r.thresholds else "none chosen (use 0.5)") + f" ({r.sidecar.name})")
         if r.max_abs_diff is not None:
             typer.echo(f"check: max |exported - original| = {r.max_abs_diff:.2e}")
         typer.echo(str(r.path))

@@ -37,7 +37,10 @@ def predict_cmd(
     all_faces: bool = typer.Option(False, "--all-faces", help="Every face with a tracked face_id (default: the largest)."),
     batch_size: int = typer.Option(32, "--batch-size", min=1),
     no_detect: bool = typer.Option(False, "--no-detect", help="Inputs are already aligned face crops."),
-    threshold: float = typer.Option(0.5, "--threshold", min=0.0, max=1.0, help="AUxx_c = AUxx_p >= threshold."),
+    threshold: str = typer.Option("auto", "--threshold",
+                                  help="AUxx_c = AUxx_p >= threshold. auto: the per-AU thresholds chosen on the "
+                                       "model's validation subjects when it has them, else 0.5; val: require them; "
+                                       "or a number for every AU (0.5: the papers' protocol)."),
     min_face: int = typer.Option(40, "--min-face", min=8, help="Smallest face side to detect, in pixels."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, mps."),
     amp: str = typer.Option("auto", "--amp", help="auto, off or bf16 (autocast for the AU model; auto: bf16 where "
@@ -64,7 +67,7 @@ def predict_cmd(
     from auspread.engine.distributed import resolve_device
     from auspread.faces.detect import DetectorOptions
     from auspread.media import expand_inputs
-    from auspread.predict.model import load_model
+    from auspread.predict.model import load_model, resolve_threshold
     from auspread.predict.pipeline import PredictOptions, Predictor
     from auspread.predict.writers import to_frame, write_sidecar, write_table
 
@@ -87,6 +90,7 @@ def predict_cmd(
         torch.set_num_threads(threads)
     dev = resolve_device(device)
     bundle = load_model(model, dev)
+    threshold, threshold_note = resolve_threshold(threshold, bundle)
     sources = expand_inputs(inputs, image_fps=fps)
     opts = PredictOptions(detect_every=detect_every, track=track, all_faces=all_faces, no_detect=no_detect, batch_size=batch_size,
                           threshold=threshold, amp=amp, channels_last=channels_last, prefetch=prefetch,
@@ -122,7 +126,7 @@ def predict_cmd(
             "frames": table.num_frames, "frames_with_face": frames_ok, "rows": len(df),
             "error": table.error,
             "model": bundle.description, "aus": list(bundle.aus),
-            "options": opts.model_dump(mode="json"), "device": str(dev),
+            "options": opts.model_dump(mode="json"), "device": str(dev), "thresholds": threshold_note,
             "precision": {"amp": predictor.amp, "channels_last": predictor.channels_last,
                           "compiled": predictor.compile_status, "quantized": predictor.quantize_status},
             "face_search": table.face_search,

@@ -75,6 +75,9 @@ def _print_summary(s) -> None:
         verdict = "above" if s.test_f1 > s.test_f1_all_positive else "NOT above"
         typer.echo(f"the trivial all-positive predictor scores {100 * s.test_f1_all_positive:.1f} on the same frames: "
                    f"this model is {verdict} it")
+    if s.test_f1_val_thresholds is not None:
+        typer.echo(f"with per-AU thresholds chosen on the validation subjects (used by `auspread predict`): test mean "
+                   f"F1 {100 * s.test_f1_val_thresholds:.1f} (results/thresholds.json)")
     typer.echo(f"results: {s.run_dir / 'results'}")
     typer.echo(str(s.run_dir))
 
@@ -148,7 +151,30 @@ def register(app: typer.Typer) -> None:
         r = evaluate_run(run, data_overrides=list(data or []), split=split, progress=not quiet, out_dir=out)
         typer.echo(format_table(r.scores, title=f"{split} F1 per AU (%)"))
         typer.echo(f"\nmean F1 {100 * r.scores.mean_f1:.1f} | mean accuracy {100 * r.scores.mean_accuracy:.1f}")
+        if r.scores_at_thresholds is not None:
+            typer.echo(f"mean F1 at the per-AU thresholds chosen on the validation subjects: "
+                       f"{100 * r.scores_at_thresholds.mean_f1:.1f}" + (" (chosen on these frames: optimistic)" if split == "val" else ""))
         typer.echo(str(r.out_dir))
+
+    @app.command("calibrate")
+    def calibrate(
+        run: Path = typer.Argument(..., help="a finished run folder"),
+        quiet: bool = typer.Option(False, "--quiet", "-q"),
+    ) -> None:
+        """Choose per-AU decision thresholds on a run's validation subjects and store them with its best checkpoint.
+
+        Training does this at its end; this command adds them to runs trained before it did. Each AU's threshold
+        is the one with the best F1 on the validation subjects (never the test subjects); `auspread predict` then
+        uses them, and `auspread eval` reports F1 at them beside the protocol's 0.5 (docs/training.md, "Decision thresholds")."""
+        from auspread.engine.run import calibrate_run
+        from auspread.evaluation.report import format_table
+
+        r = calibrate_run(run, progress=not quiet)
+        typer.echo(format_table(r.test_scores_at_thresholds, title="test F1 per AU (%) at the validation thresholds"))
+        typer.echo(f"\nthresholds ({r.thresholds.source}): {r.thresholds.describe()}")
+        typer.echo(f"test mean F1 {100 * r.test_scores_at_thresholds.mean_f1:.1f} at them, "
+                   f"{100 * r.test_scores.mean_f1:.1f} at the protocol's 0.5")
+        typer.echo(str(r.run_dir / "results" / "thresholds.json"))
 
     @app.command("cv")
     def cv(

@@ -3,10 +3,14 @@
 - :func:`run_training` ``(cfg) -> RunSummary``: data → method → :class:`~auspread.engine.loop.Trainer` → final test
   evaluation with the best (validation-selected) checkpoint → ``RUN/results``.
 - :func:`evaluate_run` ``(run_dir) -> EvalResult``: rebuilds the model from ``best.pt`` alone and evaluates a split.
+- :func:`calibrate_run` ``(run_dir) -> CalibrationResult``: per-AU thresholds chosen on the validation subjects
+  (``auspread.evaluation.thresholds``) for a run trained before training did it itself.
 - :func:`run_cv` ``(cfg, folds) -> CVResult``: the three standard folds and their mean, as in the papers.
 
 A run folder holds ``config.yaml``, ``data.json`` (subjects of each split, label policy), ``metrics.jsonl``,
-``tb/``, ``checkpoints/{last,best}.pt`` and ``results/``.
+``tb/``, ``checkpoints/{last,best}.pt`` and ``results/``. With validation subjects, ``best.pt`` also carries the
+per-AU thresholds chosen on them (``thresholds``, also ``results/thresholds.json``): reported beside the protocol's
+0.5 and used by ``auspread predict``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from pathlib import Path
 import torch
 
 from auspread.engine import distributed as D
-from auspread.engine.checkpoint import BEST, LAST, load_checkpoint
+from auspread.engine.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
 from auspread.engine.config import RunConfig, build_config, config_to_dict, dump_yaml
 from auspread.engine.data import (Splits, dataset_info, eval_transform, info_from_dict, info_to_dict, label_summary,
                                   open_store, read_index, split_index)
@@ -34,6 +38,7 @@ from auspread.errors import ConfigError, DataError, RunError
 from auspread.evaluation.dense import evaluate_split
 from auspread.evaluation.metrics import AUScores, all_positive_f1
 from auspread.evaluation.report import markdown_table, write_results
+from auspread.evaluation.thresholds import AUThresholds, fit_on_predictions, scores_on_predictions
 from auspread.io import atomic_write_text
 from auspread.methods.base import get_method
 from auspread.models.backbones import is_imagenet_spec
@@ -55,6 +60,8 @@ class RunSummary:
     test_f1_all_positive: float | None = None  # the trivial "every AU always on" predictor on the same frames
     precision: str | None = None  # the autocast actually used for training (optim.amp resolved on this device)
     cpu: str | None = None  # the host CPU (engine.precision.cpu_description): speeds and bf16 depend on it
+    test_f1_val_thresholds: float | None = None  # test mean F1 at the per-AU thresholds chosen on validation subjects
+    test_per_au_val_thresholds: dict[str, float] | None = None
     test_scores: AUScores | None = None
     history: list[dict] = field(default_factory=list)
 
@@ -70,6 +77,16 @@ class EvalResult:
     scores: AUScores
     out_dir: Path
     paths: dict[str, Path]
+    thresholds: AUThresholds | None = None  # the run's validation thresholds, when its checkpoint has them
+    scores_at_thresholds: AUScores | None = None  # the split's scores at them
+
+
+@dataclass
+class CalibrationResult:
+    run_dir: Path
+    thresholds: AUThresholds
+    test_scores: AUScores  # at the protocol's 0.5
+    test_scores_at_thresholds: AUScores
 
 
 @dataclass
@@ -138,6 +155,38 @@ def _notes(cfg: RunConfig, splits: Splits, best_epoch: int | None, selected: str
         f"{sel}; best epoch {best_epoch}",
         f"subjects: {len(splits.subjects['train'])} train, {len(splits.subjects['val'])} val, {len(splits.subjects['test'])} test",
     ]
+
+
+# --- per-AU thresholds chosen on the validation subjects ------------------------------------------------------
+THRESHOLDS_KEY = "thresholds"  # in best.pt
+
+
+def _fit_val_thresholds(model, store, splits: Splits, tf, device, dist=None, autocast=None,
+                        progress: bool = False) -> AUThresholds | None:
+    """Thresholds chosen on every frame of the validation subjects (every rank evaluates its share; rank 0 fits,
+    the other ranks get None)."""
+    _, vp = evaluate_split(model, store, splits.val, tf, device, dist=dist, autocast=autocast, keep_predictions=True,
+                           progress=progress, desc="val thresholds")
+    if vp is None:
+        return None
+    frames = sum(len(p) for p in vp.probs)
+    source = f"validation subjects {', '.join(map(str, splits.subjects['val']))} ({frames} frames)"
+    return fit_on_predictions(vp, splits.val.aus, source)
+
+
+def _store_thresholds(run_dir: Path, state: dict, th: AUThresholds, test_at: AUScores | None) -> None:
+    """Add ``th`` to ``best.pt`` (atomically) and write ``results/thresholds.json`` (with the test scores at them)."""
+    save_checkpoint(run_dir / "checkpoints" / BEST, {**state, THRESHOLDS_KEY: th.to_dict()})
+    body = {**th.to_dict(), "note": "per-AU thresholds with the best F1 on the validation subjects, applied "
+                                    "unchanged to other people; the protocol's scores use 0.5"}
+    if test_at is not None:
+        body["test_at_thresholds"] = test_at.to_dict()
+    atomic_write_text(run_dir / "results" / "thresholds.json", json.dumps(body, indent=2))
+
+
+def _thresholds_note(at: AUScores, at_half: AUScores, split: str = "test") -> str:
+    return (f"with per-AU thresholds chosen on the validation subjects (results/thresholds.json; `auspread predict` "
+            f"uses them): {split} mean F1 {100 * at.mean_f1:.1f} (at the protocol's 0.5: {100 * at_half.mean_f1:.1f})")
 
 
 # --- training --------------------------------------------------------------------------------------------------
@@ -225,6 +274,11 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
                                    keep_predictions=True, progress=show, desc="test")
     selected = "test" if splits.val_is_test else ("val" if splits.val is not None else "last")
     best_val = best["best"]["val_f1"]
+    thresholds = test_at = None
+    if selected == "val":  # not when the "validation" frames are the test fold's (data.select_on=test)
+        thresholds = _fit_val_thresholds(model, val_store, splits, tf, device, dist, autocast, show)
+        if thresholds is not None:
+            test_at = scores_on_predictions(preds, splits.test.aus, thresholds)
     summary = RunSummary(
         run_dir=run_dir, best_epoch=best["epoch"], val_f1=best_val if selected == "val" else None,
         test_f1=scores.mean_f1, test_accuracy=scores.mean_accuracy,
@@ -232,6 +286,9 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
         train_fps=fit.train_fps, epochs=fit.epochs_done, steps=fit.steps, seconds=time.time() - t_start,
         selected_on=selected, test_scores=scores, history=fit.history, precision=trainer.amp, cpu=cpu_description(),
         test_f1_all_positive=all_positive_f1(splits.test.all_labels(), splits.test.aus).mean_f1,
+        test_f1_val_thresholds=None if test_at is None else test_at.mean_f1,
+        test_per_au_val_thresholds=None if test_at is None else
+        {f"AU{a}": float(f) for a, f in zip(test_at.aus, test_at.f1)},
     )
     if dist.is_main:
         title = f"{cfg.method.name}: test F1 per AU (fold {cfg.data.fold})"
@@ -240,9 +297,13 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
                       + [f"all-positive predictor (every AU always on) on the same frames: mean F1 "
                          f"{100 * summary.test_f1_all_positive:.1f}",
                          f"training precision: {'fp32' if trainer.amp == 'off' else trainer.amp} (optim.amp={cfg.optim.amp}) "
-                         f"on {summary.cpu}"],
+                         f"on {summary.cpu}"]
+                      + ([_thresholds_note(test_at, scores)] if test_at is not None else []),
                       predictions=preds,
                       extra={"best_epoch": best["epoch"], "selected_on": selected})
+        if thresholds is not None:
+            _store_thresholds(run_dir, best, thresholds, test_at)
+        # written last: summary.json marks the run finished (a run killed before it resumes into this evaluation)
         atomic_write_text(run_dir / "results" / "summary.json", json.dumps(summary.to_dict(), indent=2))
         log = RunLogger(run_dir, tensorboard=False)
         log.log("test", fit.steps, fit.epochs_done, {"mean_f1": scores.mean_f1, "mean_accuracy": scores.mean_accuracy,
@@ -281,10 +342,52 @@ def evaluate_run(run_dir: str | Path, data_overrides: list[str] | None = None, s
     if out_dir is None:
         out_dir = run_dir / "results" / ("eval-" + _slug("_".join(data_overrides)) if data_overrides else "")
     selected = "test" if splits.val_is_test else ("val" if splits.val is not None else "last")
+    th = AUThresholds.from_dict(state[THRESHOLDS_KEY]) if state.get(THRESHOLDS_KEY) else None
+    at = None
+    notes = _notes(cfg, splits, state["epoch"], selected) + ([f"data overrides: {' '.join(data_overrides)}"] if data_overrides else [])
+    if th is not None:
+        if tuple(th.aus) != tuple(scores.aus):
+            raise RunError(f"{trained.checkpoint}: thresholds for AUs {list(th.aus)}, model AUs {list(scores.aus)}")
+        at = scores_on_predictions(preds, scores.aus, th)
+        notes.append(_thresholds_note(at, scores, split) + (" — chosen on these very frames: optimistic"
+                                                             if split == "val" and not data_overrides else ""))
     paths = write_results(out_dir, scores, split=split, title=f"{cfg.method.name}: {split} F1 per AU (fold {cfg.data.fold})",
-                          notes=_notes(cfg, splits, state["epoch"], selected) + ([f"data overrides: {' '.join(data_overrides)}"] if data_overrides else []),
-                          predictions=preds, extra={"best_epoch": state["epoch"], "data_overrides": data_overrides or []})
-    return EvalResult(run_dir, split, scores, Path(out_dir), paths)
+                          notes=notes, predictions=preds,
+                          extra={"best_epoch": state["epoch"], "data_overrides": data_overrides or [],
+                                 "mean_f1_at_val_thresholds": None if at is None else at.mean_f1})
+    return EvalResult(run_dir, split, scores, Path(out_dir), paths, th, at)
+
+
+def calibrate_run(run_dir: str | Path, progress: bool = True) -> CalibrationResult:
+    """Choose per-AU thresholds on a finished run's validation subjects (what training now does at its end), store
+    them in ``best.pt`` and ``results/thresholds.json``, and add the test F1 at them to ``results/summary.json``."""
+    run_dir = check_run_dir(run_dir)
+    trained = load_trained(run_dir)
+    cfg, state = trained.cfg, trained.state
+    device = D.resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    index = read_index(cfg.data, progress=progress)
+    splits = split_index(index, cfg.data, cfg.seed)
+    if splits.val is None or splits.val_is_test or not splits.val.videos:
+        raise RunError(f"{run_dir}: the run has no validation subjects apart from its test subjects "
+                       f"(data.val_fraction=0 or data.select_on=test); no honest place to choose thresholds")
+    seed_everything(cfg.seed)
+    model = trained.method.to(device)
+    tf, autocast = eval_transform(cfg.data), _autocast(cfg, device)
+    th = _fit_val_thresholds(model, open_store(splits.val, cfg.data, progress), splits, tf, device,
+                             autocast=autocast, progress=progress)
+    test_half, preds = evaluate_split(model, open_store(splits.test, cfg.data, progress), splits.test, tf, device,
+                                      autocast=autocast, keep_predictions=True, progress=progress, desc="test")
+    test_at = scores_on_predictions(preds, splits.test.aus, th)
+    _store_thresholds(run_dir, state, th, test_at)
+    summary_file = run_dir / "results" / "summary.json"
+    if summary_file.is_file():
+        d = json.loads(summary_file.read_text())
+        d["test_f1_val_thresholds"] = test_at.mean_f1
+        d["test_per_au_val_thresholds"] = {f"AU{a}": float(f) for a, f in zip(test_at.aus, test_at.f1)}
+        atomic_write_text(summary_file, json.dumps(d, indent=2))
+    return CalibrationResult(run_dir, th, test_half, test_at)
 
 
 # --- cross-validation -------------------------------------------------------------------------------------------

@@ -18,15 +18,25 @@ import torch
 TP, FP, FN, TN = 0, 1, 2, 3
 
 
-def confusion_counts(probs: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray, threshold: float = 0.5) -> torch.Tensor:
-    """``(N, U)`` probabilities and labels in {1, 0, −1} → ``(U, 4)`` int64 counts ``[TP, FP, FN, TN]``."""
+def confusion_counts(probs: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray,
+                     threshold: float | np.ndarray = 0.5) -> torch.Tensor:
+    """``(N, U)`` probabilities and labels in {1, 0, −1} → ``(U, 4)`` int64 counts ``[TP, FP, FN, TN]``.
+
+    ``threshold``: one for every AU (the protocol's 0.5) or a ``(U,)`` array, one per AU
+    (``auspread.evaluation.thresholds``), compared in float64."""
     p = torch.as_tensor(probs)
     y = torch.as_tensor(labels)
     if p.shape != y.shape:
         raise ValueError(f"probabilities {tuple(p.shape)} and labels {tuple(y.shape)} differ in shape")
     p = p.reshape(-1, p.shape[-1]) if p.ndim else p
     y = y.reshape(-1, y.shape[-1]).to(p.device)
-    pred = p >= threshold
+    if np.ndim(threshold) == 0:
+        pred = p >= float(threshold)
+    else:
+        t = torch.as_tensor(np.asarray(threshold, dtype=np.float64), device=p.device)
+        if t.shape != p.shape[-1:]:
+            raise ValueError(f"{t.numel()} thresholds for {p.shape[-1]} AUs")
+        pred = p.to(torch.float64) >= t
     known = y >= 0
     pos = (y == 1) & known
     neg = (y == 0) & known
@@ -108,8 +118,8 @@ def scores_from_counts(counts: torch.Tensor | np.ndarray, aus: tuple[int, ...] |
     return AUScores(tuple(int(a) for a in aus), f1, precision, recall, accuracy, support.astype(np.int64), (tp + fn).astype(np.int64))
 
 
-def au_scores(probs, labels, aus, threshold: float = 0.5) -> AUScores:
-    """Scores of ``(N, U)`` probabilities against ``(N, U)`` labels (−1 masked)."""
+def au_scores(probs, labels, aus, threshold: float | np.ndarray = 0.5) -> AUScores:
+    """Scores of ``(N, U)`` probabilities against ``(N, U)`` labels (−1 masked); ``threshold`` scalar or per AU."""
     return scores_from_counts(confusion_counts(probs, labels, threshold), aus)
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from auspread.errors import ConfigError
+from auspread.evaluation.thresholds import AUThresholds
 from auspread.predict.pipeline import ModelBundle
 
 
@@ -29,5 +31,30 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> ModelBun
         "epoch": state.get("epoch"),
         "ema_weights": state.get("ema") is not None,
     }
+    th = AUThresholds.from_dict(state["thresholds"]) if state.get("thresholds") else None
     return ModelBundle(method=t.method, aus=tuple(info.aus), image_size=cfg.data.image_size,
-                       store_size=cfg.data.resolved_store_size, description=desc)
+                       store_size=cfg.data.resolved_store_size, description=desc, thresholds=th)
+
+
+def resolve_threshold(spec: str, bundle: ModelBundle) -> tuple[float | list[float], str]:
+    """``--threshold``: ``auto`` (the model's validation thresholds if it has them, else 0.5), ``val`` (they must
+    exist) or a number for every AU → ``(threshold(s), description for the sidecar)``."""
+    spec = str(spec).strip().lower()
+    th = bundle.thresholds
+    if spec in ("auto", "val"):
+        if th is not None:
+            if tuple(th.aus) != tuple(bundle.aus):
+                raise ConfigError(f"the model's thresholds are for AUs {list(th.aus)}, its outputs {list(bundle.aus)}")
+            return [float(v) for v in th.values], f"per AU, chosen on the {th.source}"
+        if spec == "val":
+            ckpt = bundle.description.get("checkpoint", "the model")
+            raise ConfigError(f"{ckpt} has no validation thresholds (trained before runs chose them): run "
+                              f"`auspread calibrate <run folder>` once, or pass --threshold 0.5")
+        return 0.5, "0.5 for every AU (the model has no validation thresholds)"
+    try:
+        t = float(spec)
+    except ValueError:
+        raise ConfigError(f"--threshold must be auto, val or a number in [0, 1], got {spec!r}") from None
+    if not 0 <= t <= 1:
+        raise ConfigError(f"--threshold must lie in [0, 1], got {t}")
+    return t, f"{t:g} for every AU (--threshold)"

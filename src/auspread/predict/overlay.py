@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
+from auspread.evaluation.thresholds import per_au
 from auspread.io import atomic_path
 from auspread.media import Source
 
@@ -20,8 +22,9 @@ def _codec() -> str:
     return "libx264" if "libx264" in av.codecs_available else "mpeg4"
 
 
-def draw_frame(img: np.ndarray, rows: pd.DataFrame, codes: list[str], threshold: float = 0.5) -> np.ndarray:
-    """Draw every face box of ``rows`` and, for the first face, one bar per AU (orange when ≥ threshold)."""
+def draw_frame(img: np.ndarray, rows: pd.DataFrame, codes: list[str], threshold: float | Sequence[float] = 0.5) -> np.ndarray:
+    """Draw every face box of ``rows`` and, for the first face, one bar per AU (orange when ≥ its threshold)."""
+    thr = per_au(threshold, len(codes))
     im = Image.fromarray(img)
     d = ImageDraw.Draw(im)
     h = img.shape[0]
@@ -44,12 +47,12 @@ def draw_frame(img: np.ndarray, rows: pd.DataFrame, codes: list[str], threshold:
             d.rectangle([40, top, 140, top + bar_h - 2], outline=(200, 200, 200))
             if not pd.isna(p):
                 d.rectangle([40, top, 40 + 100 * float(p), top + bar_h - 2],
-                            fill=(255, 140, 0) if p >= threshold else (80, 160, 255))
+                            fill=(255, 140, 0) if p >= thr[j] else (80, 160, 255))
             d.text((5, top - 1), c, fill=(255, 255, 255))
     return np.asarray(im)
 
 
-def write_overlay(source: Source, df: pd.DataFrame, path: str | Path, threshold: float = 0.5) -> Path:
+def write_overlay(source: Source, df: pd.DataFrame, path: str | Path, threshold: float | Sequence[float] = 0.5) -> Path:
     import av
 
     codes = [c[:-2] for c in df.columns if c.endswith("_p")]

@@ -31,10 +31,11 @@ from typing import Callable, Iterator, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from auspread.engine.precision import cpu_has_native_bf16, resolve_amp
 from auspread.errors import DataError
+from auspread.evaluation.thresholds import AUThresholds
 from auspread.faces.align import DEFAULT_MARGIN, DEFAULT_SIZE, alignment_matrices, centre_square_matrix, warp
 from auspread.faces.detect import Detections, DetectorOptions, FaceDetector
 from auspread.faces.track import FaceTracker, IoUTracker, TrackOptions
@@ -72,7 +73,8 @@ class PredictOptions(BaseModel):
     all_faces: bool = False
     no_detect: bool = False  # inputs are already aligned face crops: resize only
     batch_size: int = Field(32, ge=1)
-    threshold: float = Field(0.5, ge=0, le=1)  # AUxx_c = AUxx_p >= threshold
+    # AUxx_c = AUxx_p >= threshold: one for every AU, or one per AU (the model's validation thresholds)
+    threshold: float | list[float] = 0.5
     align_size: int = Field(DEFAULT_SIZE, ge=32)  # same as `auspread prepare --size`
     margin: float = Field(DEFAULT_MARGIN, ge=0, lt=0.5)
     prefetch: bool = True  # decoding and detection/alignment each in a background thread, concurrent with the model
@@ -94,6 +96,14 @@ class PredictOptions(BaseModel):
     quantize: Literal["auto", "off", "int8"] = "auto"
     detector: DetectorOptions = DetectorOptions()
 
+    @field_validator("threshold")
+    @classmethod
+    def _threshold_in_unit_interval(cls, v):
+        for t in (v if isinstance(v, list) else [v]):
+            if not 0 <= t <= 1:
+                raise ValueError(f"thresholds must lie in [0, 1], got {t}")
+        return v
+
 
 @dataclass
 class ModelBundle:
@@ -104,6 +114,7 @@ class ModelBundle:
     image_size: int  # network input side
     store_size: int  # frame-store side the method was trained from (test transform: resize store → image)
     description: dict = field(default_factory=dict)  # recorded in the output's sidecar JSON
+    thresholds: AUThresholds | None = None  # per-AU thresholds chosen on the run's validation subjects, if any
 
     @property
     def device(self) -> torch.device:

@@ -10,7 +10,8 @@ Columns, in order (stable; ``face_id`` only with ``--all-faces``)::
 * ``success``: 1 if a face was found in this frame (by a full detection or by tracking), else 0 (with
   ``--no-track``: a face at the previous detection frame).
 * ``confidence``: MTCNN's face probability; ``face_x, face_y, face_w, face_h``: the face box in frame pixels.
-* ``AUxx_c``: occurrence 0/1 (``AUxx_p >= threshold``); ``AUxx_p``: the model's probability.
+* ``AUxx_c``: occurrence 0/1 (``AUxx_p >= threshold``, by default the AU's threshold chosen on the model's
+  validation subjects, else 0.5; the sidecar records which); ``AUxx_p``: the model's probability.
   OpenFace's ``AUxx_c`` has the same name and meaning; ``AUxx_p`` corresponds to py-feat's bare ``AUxx`` column.
 * With ``success = 0`` every value after ``success`` is empty (OpenFace writes numbers there; see OpenFace#425).
 
@@ -22,12 +23,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from auspread.aus import au_codes
 from auspread.errors import ConfigError
+from auspread.evaluation.thresholds import per_au
 from auspread.io import atomic_path, atomic_write_text, publish
 from auspread.predict.pipeline import PredictionTable
 
@@ -39,9 +42,11 @@ def columns(aus: tuple[int, ...], all_faces: bool = False) -> list[str]:
     return head + [f"{c}_c" for c in codes] + [f"{c}_p" for c in codes]
 
 
-def to_frame(table: PredictionTable, threshold: float = 0.5, all_faces: bool = False) -> pd.DataFrame:
-    """The output table as a DataFrame (nullable integer columns, NaN where a value is unknown)."""
+def to_frame(table: PredictionTable, threshold: float | Sequence[float] = 0.5, all_faces: bool = False) -> pd.DataFrame:
+    """The output table as a DataFrame (nullable integer columns, NaN where a value is unknown); ``threshold`` one
+    for every AU or one per AU."""
     codes = au_codes(table.aus)
+    thr = per_au(threshold, len(codes))
     ok = table.success
     data: dict[str, object] = {"frame": pd.array(table.frame + 1, dtype="Int64")}
     if all_faces:
@@ -54,7 +59,7 @@ def to_frame(table: PredictionTable, threshold: float = 0.5, all_faces: bool = F
         data[name] = np.where(ok, np.round(table.box[:, j], 1), np.nan)
     probs = np.where(ok[:, None], table.probs, np.nan)
     for j, c in enumerate(codes):
-        occ = pd.array((probs[:, j] >= threshold).astype(np.int64), dtype="Int64")
+        occ = pd.array((probs[:, j] >= thr[j]).astype(np.int64), dtype="Int64")
         occ[~ok | np.isnan(probs[:, j])] = pd.NA
         data[f"{c}_c"] = occ
     for j, c in enumerate(codes):

@@ -49,7 +49,7 @@ def _summary_record(d: dict, seconds: float) -> dict:
             "steps": d.get("steps"), "selected_on": d.get("selected_on"), "train_fps": d.get("train_fps"),
             "run_dir": str(d.get("run_dir")), "seconds": seconds or d.get("seconds"),
             "test_f1_all_positive": d.get("test_f1_all_positive"), "precision": d.get("precision"),
-            "cpu": d.get("cpu")}
+            "cpu": d.get("cpu"), "test_f1_val_thresholds": d.get("test_f1_val_thresholds")}
 
 
 Runner = Callable[[dict, str], dict]
