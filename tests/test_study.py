@@ -360,3 +360,5 @@ def test_report_adds_the_validation_threshold_table_when_cells_have_it(tmp_path)
     plain = tmp_path / "plain"
     S.run_study(spec(labels=["5"]), plain, runner=fake_runner, progress=False)
     assert "validation subjects and applied" not in (plain / "report.md").read_text()
+    width = lambda png: int.from_bytes(png.read_bytes()[16:20], "big")  # noqa: E731 (PNG IHDR width)
+    assert width(out / "f1_vs_labels.png") == 2 * width(plain / "f1_vs_labels.png")  # a second panel for them

@@ -128,34 +128,40 @@ def per_au_table(summary: dict, ratio: float, fmt: str = "md") -> str:
 
 
 def plot_curves(summary: dict, path: Path, title: str) -> None:
-    """Mean F1 (×100) against the label ratio (log axis), one line per method, ±1 std bars over folds×seeds (Fig. 4)."""
+    """Mean F1 (×100) against the label ratio (log axis), one line per method, ±1 std bars over folds×seeds (Fig. 4);
+    where cells chose validation thresholds, a second panel shows the F1 at them (same axes)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    panels = [("mean", "threshold 0.5 (the papers' protocol)")]
+    if summary.get("mean_val_thresholds"):
+        panels.append(("mean_val_thresholds", "per-AU thresholds chosen on validation subjects"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4.5), dpi=120, sharey=True, squeeze=False)
     markers = "osD^vP*Xh<>"
-    for i, m in enumerate(summary["methods"]):
-        pts = [(r, *summary["mean"][(m, r)]) for r in summary["ratios"] if (m, r) in summary["mean"]]
-        if not pts:
-            continue
-        xs = [p[0] for p in pts]
-        ys = [100 * p[1] for p in pts]
-        es = [100 * p[2] for p in pts]
-        ax.errorbar(xs, ys, yerr=es if any(es) else None, marker=markers[i % len(markers)], capsize=3, label=m)
-    if summary.get("all_positive") is not None:
-        ax.axhline(100 * summary["all_positive"], color="grey", linestyle="--", linewidth=1,
-                   label="all-positive predictor")
-    ax.set_xscale("log")
-    ax.set_xticks(summary["ratios"])
-    ax.set_xticklabels([_fmt_ratio(r) for r in summary["ratios"]])
-    ax.minorticks_off()
-    ax.set_xlabel("labelled frames (label ratio)")
-    ax.set_ylabel("mean F1 over AUs (%)")
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend()
+    for ax, (key, subtitle) in zip(axes[0], panels):
+        for i, m in enumerate(summary["methods"]):
+            pts = [(r, *summary[key][(m, r)]) for r in summary["ratios"] if (m, r) in summary[key]]
+            if not pts:
+                continue
+            xs = [p[0] for p in pts]
+            ys = [100 * p[1] for p in pts]
+            es = [100 * p[2] for p in pts]
+            ax.errorbar(xs, ys, yerr=es if any(es) else None, marker=markers[i % len(markers)], capsize=3, label=m,
+                        color=f"C{i}")
+        if summary.get("all_positive") is not None:
+            ax.axhline(100 * summary["all_positive"], color="grey", linestyle="--", linewidth=1,
+                       label="all-positive predictor")
+        ax.set_xscale("log")
+        ax.set_xticks(summary["ratios"])
+        ax.set_xticklabels([_fmt_ratio(r) for r in summary["ratios"]])
+        ax.minorticks_off()
+        ax.set_xlabel("labelled frames (label ratio)")
+        ax.set_title(title if len(panels) == 1 else f"{title}\n{subtitle}", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    axes[0, 0].set_ylabel("mean F1 over AUs (%)")
     fig.tight_layout()
     tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.savefig(tmp)
