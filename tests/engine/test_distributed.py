@@ -105,3 +105,10 @@ def test_two_process_torchrun_matches_single_process(tmp_path):
     assert r.scores.mean_f1 == pytest.approx(hb["val_f1"], abs=1e-9)
     assert (tmp_path / "ddp" / "results" / "test_f1.md").is_file()
     assert not (tmp_path / "ddp-2").exists()  # one run folder, made by rank 0
+    # the validation thresholds were chosen on predictions gathered from both ranks: the same as on one process
+    import json
+
+    from auspread.engine.run import calibrate_run
+
+    ddp_th = json.loads((tmp_path / "ddp" / "results" / "thresholds.json").read_text())
+    assert calibrate_run(tmp_path / "ddp", progress=False).thresholds.values == tuple(ddp_th["values"])
