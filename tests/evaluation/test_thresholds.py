@@ -32,19 +32,30 @@ def test_a_threshold_equal_to_a_float32_score_calls_it_present():
 def test_fit_thresholds_hand_computed_and_defaults_where_no_cut_exists():
     p = np.array([[0.9, 0.2, 0.3], [0.3, 0.1, 0.4], [0.2, 0.15, 0.8], [0.1, 0.05, 0.1]])
     y = np.array([[1, 1, 0], [1, 0, 0], [0, 1, 0], [0, 0, -1]])
-    th = fit_thresholds(p, y, aus=(1, 2, 4), source="val")
+    th = fit_thresholds(p, y, aus=(1, 2, 4), source="val", min_positives=1)
     # AU1: top-2 (0.9, 0.3) are the two positives → F1 1 at 0.3
     # AU2: ranks 0.2(+) 0.15(+) 0.1(−) 0.05(−) → top-2 → 0.15, F1 1
     # AU4: no positive → the default 0.5, not fitted
-    assert th.values == (0.3, 0.15, 0.5) and th.fitted == (True, True, False)
+    assert th.values == (0.3, 0.15, 0.5) and th.fitted == (True, True, False) and th.positives == (2, 2, 0)
     assert th.val_f1 == pytest.approx(au_scores(p, y, (1, 2, 4), th.array()).mean_f1)
     assert au_scores(p, y, (1, 2, 4), th.array()).f1[:2].tolist() == [1.0, 1.0]
-    all_pos = fit_thresholds(np.array([[0.2], [0.3]]), np.array([[1], [1]]), aus=(1,))
+    all_pos = fit_thresholds(np.array([[0.2], [0.3]]), np.array([[1], [1]]), aus=(1,), min_positives=1)
     assert all_pos.values == (0.5,) and all_pos.fitted == (False,)  # only positives: no cut to choose
 
 
+def test_too_few_validation_positives_keep_the_default():
+    rng = np.random.default_rng(0)
+    p = rng.random((200, 1))
+    y = np.zeros((200, 1), dtype=np.int64)
+    y[:9, 0] = 1  # nine positives: below the default minimum of 10
+    assert fit_thresholds(p, y, aus=(1,)).fitted == (False,)
+    y[9, 0] = 1
+    th = fit_thresholds(p, y, aus=(1,))
+    assert th.fitted == (True,) and th.positives == (10,) and th.values[0] != 0.5
+
+
 def test_round_trip_and_per_au():
-    th = AUThresholds((1, 2), (0.25, 0.5), (True, False), "validation subjects F001 (10 frames)", 0.6)
+    th = AUThresholds((1, 2), (0.25, 0.5), (True, False), "validation subjects F001 (10 frames)", 0.6, (4, 0))
     assert AUThresholds.from_dict(th.to_dict()) == th
     assert th.describe() == "AU1 0.25, AU2 0.50 (default)"
     assert per_au(th, 2).tolist() == [0.25, 0.5] and per_au(0.3, 3).tolist() == [0.3, 0.3, 0.3]
@@ -59,7 +70,7 @@ def test_round_trip_and_per_au():
 def test_fitted_threshold_is_the_best_f1_on_the_frames_it_was_chosen_on(pairs):
     p = np.array([[s] for s, _ in pairs], dtype=np.float32)
     y = np.array([[lab] for _, lab in pairs])
-    th = fit_thresholds(p, y, aus=(1,))
+    th = fit_thresholds(p, y, aus=(1,), min_positives=1)
     got = f1_at(p[:, 0], y[:, 0], th.values[0])
     if th.fitted[0]:
         for cut in list(p[:, 0].astype(np.float64)) + [0.5]:  # no cut (nor the default) does better
