@@ -277,7 +277,8 @@ def test_an_adopted_run_is_recorded_without_training(tmp_path):
     sp, out = spec(labels=["5", "100"]), tmp_path / "study"
     cell = next(c for c in sp.cells() if c.method == "supervised" and c.labels == "5%")
     # where and how fast it ran do not matter
-    run = _finished_run(tmp_path / "elsewhere" / "sup-l5", sp, cell, name="sup-l5", threads=2, out_dir=tmp_path)
+    run = _finished_run(tmp_path / "elsewhere" / "sup-l5", sp, cell, name="sup-l5", threads=2, out_dir=tmp_path,
+                        **{"optim.channels_last": "false", "optim.fused": "false"})  # runs saved before session 19
     link = adopt_run(sp, cell, run, out)
     assert link.resolve() == run.resolve() and adopt_run(sp, cell, run, out) == link  # idempotent
     S.run_study(sp, out, runner=fake_runner, progress=False, train=False)

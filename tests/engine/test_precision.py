@@ -81,3 +81,20 @@ def test_cpu_description_names_the_cpu_its_count_and_bf16():
     name, count, bf16 = d.rsplit(", ", 2)
     assert name and count == f"{os.cpu_count()} CPUs"
     assert bf16 == ("native bf16" if cpu_has_native_bf16() else "no native bf16")
+
+
+@pytest.mark.parametrize("setting, amp, expected", [
+    ("auto", "bf16", True), ("auto", "off", False), ("auto", "fp16", False),
+    (True, "off", True), (False, "bf16", False),
+])
+def test_channels_last_auto_pairs_with_bf16(setting, amp, expected):
+    assert precision.resolve_channels_last(setting, amp) is expected
+
+
+def test_channels_last_config_accepts_auto_and_bools():
+    from auspread.engine.config import OptimConfig
+
+    assert OptimConfig().channels_last == "auto"
+    assert OptimConfig(channels_last=True).channels_last is True
+    with pytest.raises(ValueError):
+        OptimConfig(channels_last="sometimes")

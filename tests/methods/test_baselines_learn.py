@@ -11,6 +11,7 @@ import pytest
 
 from auspread.engine.config import load_config
 from auspread.evaluation.metrics import au_scores
+from auspread.evaluation.ranking import roc_auc
 
 COMMON = ["data.synth_preset=tiny", "data.image_size=32", "data.val_fraction=0", "data.labels=100%",
           "optim.batch_size=16", "optim.optimizer=adamw", "optim.lr=0.001", "optim.weight_decay=0.0", "threads=1",
@@ -31,8 +32,12 @@ STAGE_LOGS = {"pseudo-label": ["loss_u"], "fixmatch": ["loss_u"], "tcl": ["loss_
 
 # Measured with these settings (train-subject F1; all-positive predictor 40.2): pseudo-label 51.1, fixmatch 44.2,
 # supervised frame model 51.1, tcl 46.6 (its supervised stage alone, same steps: 44.4). Short tiny runs move by
-# several points when the data pipeline changes.
-MARGIN = {"pseudo-label": 0.05, "fixmatch": 0.01, "tcl": 0.03}
+# several points when the data pipeline changes. TCL's F1 at 0.5 is the least stable: float rounding alone moves it
+# (session 19, the fused AdamW kernel against the for-loop one, the same update to 1e-8 per step): seeds 0 / 1 / 2
+# scored 40.7 / 43.4 / 59.9 fused and 47.4 / 45.6 / - unfused, while its ranking stayed at mean ROC-AUC 0.91-0.95
+# in every run. So its F1 need only beat the all-positive predictor; ROC-AUC (every method) carries "it learns".
+MARGIN = {"pseudo-label": 0.05, "fixmatch": 0.01, "tcl": 0.0}
+MIN_ROC_AUC = 0.8  # mean over AUs on the training subjects' frames; 0.5 = no ranking
 
 
 @pytest.mark.slow
@@ -47,7 +52,10 @@ def test_baseline_learns_on_tiny_synthetic(name, tmp_path):
     logged = set().union(*(h.keys() for h in s.history))
     assert set(STAGE_LOGS[name]) <= logged, (name, sorted(logged))
     r = evaluate_run(s.run_dir, split="train", progress=False)
-    y = np.load(r.out_dir / "train_predictions.npz")["labels"]
+    saved = np.load(r.out_dir / "train_predictions.npz")
+    y = saved["labels"]
+    auc = np.nanmean([roc_auc(saved["probs"][:, j], y[:, j]) for j in range(y.shape[1])])
+    assert auc >= MIN_ROC_AUC, (name, auc)
     trivial_pos = au_scores(np.ones(y.shape), y, r.scores.aus).mean_f1
     assert au_scores(np.zeros(y.shape), y, r.scores.aus).mean_f1 == 0.0
     assert r.scores.mean_f1 > trivial_pos + MARGIN[name], (name, r.scores.mean_f1, trivial_pos)

@@ -38,7 +38,11 @@ class OptimConfig(_Strict):
     @classmethod
     def _amp_off(cls, v: Any) -> Any:
         return "off" if v is False or v is None else v  # YAML reads `off` / `no` as false
-    channels_last: bool = False  # channels-last memory format for the model and its inputs (faster with bf16)
+    # channels-last memory format for the model ("auto": with bf16, where it is faster; docs/BENCHMARKS.md)
+    channels_last: bool | Literal["auto"] = "auto"
+    # fused optimiser kernels (Adam, AdamW, SGD) where torch has them for the device: the same update to float
+    # rounding, several times faster on CPU (docs/BENCHMARKS.md, "Fused optimiser step")
+    fused: bool = True
 
 
 class RunConfig(_Strict):

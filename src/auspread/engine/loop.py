@@ -50,13 +50,30 @@ def optimizer_factory(cfg: OptimConfig) -> Callable[[list[dict]], torch.optim.Op
         groups = [dict(g) for g in groups]
         for g in groups:
             g.setdefault("lr", cfg.lr * g.get("lr_scale", 1.0))
+            g["params"] = [g["params"]] if isinstance(g["params"], torch.Tensor) else list(g["params"])
+        kw = {"fused": True} if cfg.fused and _fusable(groups) else {}
         if cfg.optimizer == "sgd":
-            return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+            return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **kw)
         if cfg.optimizer == "adamw":
-            return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+            return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, **kw)
+        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, **kw)
 
     return make
+
+
+def _fusable(groups: list[dict]) -> bool:
+    """torch's fused Adam/AdamW/SGD kernels take floating-point tensors on CPU, CUDA (and a few other devices) only."""
+    params = [p for g in groups for p in g["params"]]
+    return bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+
+
+RESUME_ONLY = ("optimizers", "scaler")  # what only continuing a run needs: in last.pt, not in best.pt
+
+
+def best_checkpoint(state: dict) -> dict:
+    """``best.pt``'s content: the epoch's state without the optimiser and scaler state (two thirds of an Adam run's
+    checkpoint), which only resuming needs and resuming reads from ``last.pt``."""
+    return {k: v for k, v in state.items() if k not in RESUME_ONLY}
 
 
 class LRSchedule:
@@ -410,7 +427,7 @@ class Trainer:
                 if self.dist.is_main:
                     save_checkpoint(ckpt_dir / LAST, state)
                     if rec.get("best"):
-                        save_checkpoint(ckpt_dir / BEST, state)
+                        save_checkpoint(ckpt_dir / BEST, best_checkpoint(state))
                     self.logger.flush()
                 D.barrier()
                 if self.hooks.after_epoch is not None:
@@ -419,7 +436,7 @@ class Trainer:
                 self.best_epoch = self.epoch
                 state = self.state_dict()
                 if self.dist.is_main:
-                    save_checkpoint(ckpt_dir / BEST, state)
+                    save_checkpoint(ckpt_dir / BEST, best_checkpoint(state))
         finally:
             if bar is not None:
                 bar.close()

@@ -77,3 +77,10 @@ def resolve_amp(amp: str, device: torch.device) -> Amp:
     if amp not in ("off", "bf16", "fp16"):
         raise ValueError(f"unknown amp {amp!r}")
     return amp  # type: ignore[return-value]
+
+
+def resolve_channels_last(setting: bool | str, amp: str) -> bool:
+    """Whether a run uses channels-last: ``optim.channels_last`` with ``"auto"`` meaning "with bf16" (``amp`` is the
+    resolved precision). bf16 convolutions and pooling run faster channels-last on CPU (max-pooling about 6×);
+    in fp32 on a 2-core AVX2 CPU it made no measurable end-to-end difference (docs/BENCHMARKS.md, issue 21)."""
+    return amp == "bf16" if setting == "auto" else bool(setting)

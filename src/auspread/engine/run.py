@@ -32,7 +32,7 @@ from auspread.engine.data import (Splits, dataset_info, eval_transform, info_fro
                                   open_store, read_index, split_index)
 from auspread.engine.logging import RunLogger
 from auspread.engine.loop import FitResult, Trainer, TrainHooks, autocast_factory, seed_everything
-from auspread.engine.precision import cpu_description
+from auspread.engine.precision import cpu_description, resolve_amp, resolve_channels_last
 from auspread.engine.restore import build_method, check_run_dir, eval_weights, load_trained  # noqa: F401 (re-exported)
 from auspread.errors import ConfigError, DataError, RunError
 from auspread.evaluation.dense import evaluate_split
@@ -237,7 +237,7 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
 
     seed_everything(cfg.seed)  # the same initial weights whatever was drawn while reading the data
     method = build_method(cfg, info, cfg.pretrained).to(device)
-    if cfg.optim.channels_last:
+    if resolve_channels_last(cfg.optim.channels_last, resolve_amp(cfg.optim.amp, device)):
         method = method.to(memory_format=torch.channels_last)
     if dist.rank > 0:
         seed_everything(cfg.seed + 1_000_003 * dist.rank)  # per-rank stream for dropout etc.; rank 0 = 1 process
@@ -313,17 +313,11 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
 
 
 # --- evaluation of a finished run -------------------------------------------------------------------------------
-def evaluate_run(run_dir: str | Path, data_overrides: list[str] | None = None, split: str = "test",
-                 progress: bool = True, out_dir: str | Path | None = None) -> EvalResult:
-    """Evaluate a run's ``best.pt`` on ``split`` ("test", "val" or "train", all frames, true labels), rebuilding the
-    model from the checkpoint alone. ``data_overrides`` (``root=/other/copy``, ``fold=2`` …) change the data
-    section; results go to ``RUN/results`` (or ``RUN/results/eval-<overrides>`` when data is overridden)."""
-    if split not in ("test", "val", "train"):
-        raise ConfigError(f"split must be test, val or train, got {split!r}")
-    run_dir = check_run_dir(run_dir)
-    ov = [o if o.startswith("data.") else f"data.{o}" for o in (data_overrides or [])]
-    trained = load_trained(run_dir, overrides=ov)
-    cfg, info, state = trained.cfg, trained.info, trained.state
+def _reload(run_dir: Path, overrides: list[str], progress: bool):
+    """A finished run's model from ``best.pt`` (on its device, in its run's memory format; threads and seed set) and
+    its data: ``(trained, model, device, index, splits)``. The data's AUs must be the model's."""
+    trained = load_trained(run_dir, overrides=overrides)
+    cfg, info = trained.cfg, trained.info
     device = D.resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -331,11 +325,27 @@ def evaluate_run(run_dir: str | Path, data_overrides: list[str] | None = None, s
     if tuple(index.aus) != tuple(info.aus):
         raise DataError(index.root or cfg.data.dataset, f"has AUs {list(index.aus)} but the model was trained on {list(info.aus)}")
     splits = split_index(index, cfg.data, cfg.seed)
+    seed_everything(cfg.seed)
+    model = trained.method.to(device)
+    if resolve_channels_last(cfg.optim.channels_last, resolve_amp(cfg.optim.amp, device)):
+        model = model.to(memory_format=torch.channels_last)
+    return trained, model, device, index, splits
+
+
+def evaluate_run(run_dir: str | Path, data_overrides: list[str] | None = None, split: str = "test",
+                 progress: bool = True, out_dir: str | Path | None = None) -> EvalResult:
+    """Evaluate a run's ``best.pt`` on ``split`` ("test", "val" or "train", all frames, true labels), rebuilding the
+    model from the checkpoint alone. ``data_overrides`` (``root=/other/copy``, ``fold=2`` …) change the data
+    section; results go to ``RUN/results`` (or ``RUN/results/eval-<overrides>`` when data is overridden)."""
+    if split not in ("test", "val", "train"):
+        raise ConfigError(f"split must be test, val or train, got {split!r}")
+    ov = [o if o.startswith("data.") else f"data.{o}" for o in (data_overrides or [])]
+    run_dir = check_run_dir(run_dir)
+    trained, model, device, index, splits = _reload(run_dir, ov, progress)
+    cfg, state = trained.cfg, trained.state
     target = {"test": splits.test, "val": splits.val, "train": splits.train}[split]
     if target is None or not target.videos:
         raise DataError(index.root or cfg.data.dataset, f"no {split} subjects for this run's split settings")
-    seed_everything(cfg.seed)
-    model = trained.method.to(device)
     store = open_store(target, cfg.data, progress)
     scores, preds = evaluate_split(model, store, target, eval_transform(cfg.data), device,
                                    autocast=_autocast(cfg, device), keep_predictions=True, progress=progress, desc=split)
@@ -362,18 +372,11 @@ def calibrate_run(run_dir: str | Path, progress: bool = True) -> CalibrationResu
     """Choose per-AU thresholds on a finished run's validation subjects (what training now does at its end), store
     them in ``best.pt`` and ``results/thresholds.json``, and add the test F1 at them to ``results/summary.json``."""
     run_dir = check_run_dir(run_dir)
-    trained = load_trained(run_dir)
+    trained, model, device, _index, splits = _reload(run_dir, [], progress)
     cfg, state = trained.cfg, trained.state
-    device = D.resolve_device(cfg.device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    index = read_index(cfg.data, progress=progress)
-    splits = split_index(index, cfg.data, cfg.seed)
     if splits.val is None or splits.val_is_test or not splits.val.videos:
         raise RunError(f"{run_dir}: the run has no validation subjects apart from its test subjects "
                        f"(data.val_fraction=0 or data.select_on=test); no honest place to choose thresholds")
-    seed_everything(cfg.seed)
-    model = trained.method.to(device)
     tf, autocast = eval_transform(cfg.data), _autocast(cfg, device)
     th = _fit_val_thresholds(model, open_store(splits.val, cfg.data, progress), splits, tf, device,
                              autocast=autocast, progress=progress)

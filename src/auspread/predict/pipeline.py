@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from auspread.engine.precision import cpu_has_native_bf16, resolve_amp
+from auspread.engine.precision import cpu_has_native_bf16, resolve_amp, resolve_channels_last
 from auspread.errors import DataError
 from auspread.evaluation.thresholds import AUThresholds
 from auspread.faces.align import DEFAULT_MARGIN, DEFAULT_SIZE, alignment_matrices, centre_square_matrix, warp
@@ -55,12 +55,6 @@ def auto_precision(device: torch.device) -> Literal["off", "bf16"]:
     if device.type == "cpu" and cpu_has_native_bf16():
         return "bf16"
     return "off"
-
-
-def auto_channels_last(device: torch.device, amp: str) -> bool:
-    """Channels-last with bf16. In fp32 on a 2-core AVX2 CPU it made no measurable end-to-end difference with the
-    AU model on one intra-op thread (docs/BENCHMARKS.md, issue 21), so fp32 keeps the default memory format."""
-    return amp == "bf16"
 
 
 class PredictOptions(BaseModel):
@@ -86,7 +80,7 @@ class PredictOptions(BaseModel):
     detect_threads: int | None = Field(None, ge=1)
     model_threads: int | None = Field(None, ge=1)
     amp: Literal["auto", "off", "bf16"] = "auto"  # bf16 autocast for the AU model; auto: where bf16 is native
-    channels_last: bool | None = None  # None: with bf16 (auto_channels_last)
+    channels_last: bool | None = None  # None: with bf16 (engine.precision.resolve_channels_last)
     # torch.compile the model's ResNet trunks (auspread.predict.compiled): ~1.4x faster end to end on CPU after a
     # one-off compile of 20-60 s, so auto compiles only videos of at least compiled.AUTO_MIN_FRAMES (5,000) frames
     compile: Literal["auto", "off", "on"] = "auto"
@@ -169,7 +163,7 @@ class Predictor:
         model.method.eval()
         o = self.options
         self.amp: Literal["off", "bf16"] = auto_precision(model.device) if o.amp == "auto" else o.amp
-        self.channels_last: bool = auto_channels_last(model.device, self.amp) if o.channels_last is None \
+        self.channels_last: bool = resolve_channels_last("auto", self.amp) if o.channels_last is None \
             else o.channels_last
         if self.channels_last:
             model.method.to(memory_format=torch.channels_last)

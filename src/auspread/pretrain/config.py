@@ -142,7 +142,7 @@ def data_identity(dc: DataConfig) -> dict:
 
 def cache_key(cfg: PretrainConfig) -> str:
     """Hex digest of (data identity, recipe, optimiser budget except precision, seed, trunk format)."""
-    optim = cfg.optim.model_dump(mode="json", exclude={"amp", "channels_last"})
+    optim = cfg.optim.model_dump(mode="json", exclude={"amp", "channels_last", "fused"})
     blob = {"format": TRUNK_FORMAT, "data": data_identity(cfg.data), "recipe": cfg.recipe.model_dump(mode="json"),
             "optim": optim, "seed": cfg.seed}
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()

@@ -41,6 +41,7 @@ from auspread.engine import distributed as D
 from auspread.engine.checkpoint import BEST, LAST, load_checkpoint
 from auspread.engine.data import dataset_info, eval_transform, info_to_dict, open_store, read_index, split_index
 from auspread.engine.loop import FitResult, Trainer, TrainHooks, seed_everything
+from auspread.engine.precision import resolve_amp, resolve_channels_last
 from auspread.errors import ConfigError, RunError
 from auspread.io import atomic_path, atomic_write_text
 from auspread.pretrain.config import (TRUNK_FORMAT, PretrainConfig, build_pretrain_config, cache_dir, cache_key,
@@ -163,7 +164,7 @@ def _run_pretrain(cfg: PretrainConfig, progress: bool, resume: Path | str | None
     info = dataset_info(train, cfg.data)
     seed_everything(cfg.seed)
     method = build_pretrainer(cfg.recipe, info).to(device)
-    if cfg.optim.channels_last:
+    if resolve_channels_last(cfg.optim.channels_last, resolve_amp(cfg.optim.amp, device)):
         method = method.to(memory_format=torch.channels_last)
     if dist.rank > 0:
         seed_everything(cfg.seed + 1_000_003 * dist.rank)
