@@ -41,7 +41,7 @@ class OptimConfig(_Strict):
     # channels-last memory format for the model ("auto": with bf16, where it is faster; docs/BENCHMARKS.md)
     channels_last: bool | Literal["auto"] = "auto"
     # fused optimiser kernels (Adam, AdamW, SGD) where torch has them for the device: the same update to float
-    # rounding, several times faster on CPU (docs/BENCHMARKS.md, "Fused optimiser step")
+    # rounding, several times faster on CPU (docs/BENCHMARKS.md, "Fused optimiser and channels-last in training")
     fused: bool = True
 
 
