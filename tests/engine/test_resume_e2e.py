@@ -1,6 +1,8 @@
 """Resume on the real pipeline (synthetic `tiny`): a run killed in epoch 2 and resumed with ``resume=RUN`` ends
 bit-identical to an uninterrupted run (CPU, same seed)."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -46,3 +48,7 @@ def test_killed_then_resumed_equals_uninterrupted(tmp_path):
     pa = np.load(tmp_path / "full" / "results" / "test_predictions.npz")["probs"]
     pb = np.load(run / "results" / "test_predictions.npz")["probs"]
     assert np.array_equal(pa, pb)
+    # the validation thresholds too, whether the resumed process validated the selected epoch itself or (best epoch
+    # before the kill) had to predict the validation subjects again
+    ta = json.loads((tmp_path / "full" / "results" / "thresholds.json").read_text())["values"]
+    assert json.loads((run / "results" / "thresholds.json").read_text())["values"] == ta

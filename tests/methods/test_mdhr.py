@@ -51,6 +51,10 @@ def test_registered_with_typed_options_and_video_windows():
     assert isinstance(cfg.method, MDHROptions) and cfg.method.k == 3 and cfg.method.lam == 0.01
     assert make().data_spec() == DataSpec(clip_len=16, sampling="video_windows")
     assert make(clip_len=8).data_spec().clip_len == 8
+    # sparse labels: one window around each labelled key frame instead (docs/methods/mdhr.md, "Sparse labels")
+    assert make(sampling="key_frames").data_spec() == DataSpec(clip_len=16, sampling="key_frames")
+    with pytest.raises(ConfigError, match="method.sampling"):
+        build_config({"method": {"name": "mdhr", "sampling": "all_frames"}})
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,8 @@
 """A pretrained trunk as every method's start (``pretrained=<trunk.pt | run folder | pretrain:...>``), the refusals
 (other image size, architecture, fold), and the cache key (issue 18)."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -12,7 +14,7 @@ from auspread.models.backbones import PooledResNet
 from auspread.pretrain import run as prun
 from auspread.pretrain.byol import make_trunk
 from auspread.pretrain.config import cache_key, cache_name, load_pretrain_config
-from auspread.pretrain.run import TRUNK, resolve_pretrained, write_trunk
+from auspread.pretrain.run import TRUNK, pretrain_config_for_run, resolve_pretrained, write_trunk
 
 TINY = ["data.synth_preset=tiny", "data.image_size=32"]
 
@@ -125,6 +127,11 @@ def test_pretrain_auto_resolves_to_the_cache_entry_for_the_runs_data_and_arch(tm
                                           f"pretrained=pretrain:{tmp_path / 'r.yaml'}"]), progress=False)
     pc = seen[1]
     assert pc.recipe.temporal_offset == 0 and pc.optim.epochs == 2 and pc.optim.optimizer == "adamw" and pc.data.fold == 2
+    # a recipe file that does not name the architecture takes the method's, as pretrain:auto does
+    (tmp_path / "r2.yaml").write_text("optim: {epochs: 3}\n")
+    resolve_pretrained(load_config(None, ["method.backbone=resnet34", *TINY, f"pretrained=pretrain:{tmp_path / 'r2.yaml'}"]),
+                       progress=False)
+    assert seen[2].recipe.arch == "resnet34" and seen[2].optim.epochs == 3
 
 
 def test_cache_key_changes_with_each_input():
@@ -146,3 +153,17 @@ def test_cache_key_changes_with_each_input():
         assert cache_key(load_pretrain_config(None, [*base, same])) == k0, same
     name = cache_name(load_pretrain_config(None, [*base, "data.fold=2", "recipe.arch=resnet50"]))
     assert name.startswith("synth-tiny-f2-64px-resnet50-")
+
+
+def test_long_recipe_file_is_the_default_recipe_five_times_longer_and_one_cache_entry():
+    """configs/pretrain_long.yaml (docs/methods/pretraining.md): only the number of steps differs from the default,
+    and `auspread pretrain -c` and `pretrained=pretrain:<file>` name the same cached trunk."""
+    repo = Path(__file__).resolve().parents[2]
+    long = load_pretrain_config(repo / "configs" / "pretrain_long.yaml", TINY)
+    default = load_pretrain_config(None, TINY)
+    assert long.optim.epochs == 5 * default.optim.epochs
+    assert long.model_dump(exclude={"optim"}) == default.model_dump(exclude={"optim"})
+    assert long.optim.model_dump(exclude={"epochs"}) == default.optim.model_dump(exclude={"epochs"})
+    run = load_config(None, [*TINY, f"pretrained=pretrain:{repo / 'configs' / 'pretrain_long.yaml'}"])
+    spec = run.pretrained[len("pretrain:"):]
+    assert cache_name(pretrain_config_for_run(run, spec)) == cache_name(long)

@@ -16,6 +16,7 @@ per-AU thresholds chosen on them (``thresholds``, also ``results/thresholds.json
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import time
@@ -35,7 +36,7 @@ from auspread.engine.loop import FitResult, Trainer, TrainHooks, autocast_factor
 from auspread.engine.precision import cpu_description, resolve_amp, resolve_channels_last
 from auspread.engine.restore import build_method, check_run_dir, eval_weights, load_trained  # noqa: F401 (re-exported)
 from auspread.errors import ConfigError, DataError, RunError
-from auspread.evaluation.dense import evaluate_split
+from auspread.evaluation.dense import DensePredictions, evaluate_split
 from auspread.evaluation.metrics import AUScores, all_positive_f1
 from auspread.evaluation.report import markdown_table, write_results
 from auspread.evaluation.thresholds import AUThresholds, fit_on_predictions, scores_on_predictions
@@ -162,16 +163,40 @@ THRESHOLDS_KEY = "thresholds"  # in best.pt
 
 
 def _fit_val_thresholds(model, store, splits: Splits, tf, device, dist=None, autocast=None,
-                        progress: bool = False) -> AUThresholds | None:
+                        progress: bool = False, kept: _BestValPredictions | None = None,
+                        best_val_f1: float | None = None) -> AUThresholds | None:
     """Thresholds chosen on every frame of the validation subjects (every rank evaluates its share; rank 0 fits,
-    the other ranks get None)."""
-    _, vp = evaluate_split(model, store, splits.val, tf, device, dist=dist, autocast=autocast, keep_predictions=True,
-                           progress=progress, desc="val thresholds")
+    the other ranks get None). With ``kept`` holding the validation predictions of the epoch whose F1 is
+    ``best_val_f1`` (kept by training), those are used instead of predicting the validation subjects again."""
+    if kept is not None and kept.holds(best_val_f1):  # the same answer on every rank: no rank skips a collective
+        vp = kept.predictions  # None on ranks > 0
+    else:
+        _, vp = evaluate_split(model, store, splits.val, tf, device, dist=dist, autocast=autocast,
+                               keep_predictions=True, progress=progress, desc="val thresholds")
     if vp is None:
         return None
     frames = sum(len(p) for p in vp.probs)
     source = f"validation subjects {', '.join(map(str, splits.subjects['val']))} ({frames} frames)"
     return fit_on_predictions(vp, splits.val.aus, source)
+
+
+class _BestValPredictions:
+    """The validation predictions of the best epoch validated in this process, kept so that the thresholds fit at
+    the end of training needs no second pass over the validation subjects. Mirrors the trainer's rule (a finite
+    mean F1 strictly above the best so far); ``holds(best_val_f1)`` is true only when their F1 is the selected
+    checkpoint's (otherwise, e.g. when the best epoch came before a resume, the caller predicts again). Every rank
+    tracks the same (all-reduced) scores, so all ranks agree; only rank 0 holds the predictions."""
+
+    def __init__(self) -> None:
+        self.f1: float | None = None
+        self.predictions: DensePredictions | None = None
+
+    def offer(self, f1: float, predictions: DensePredictions | None) -> None:
+        if math.isfinite(f1) and (self.f1 is None or f1 > self.f1):
+            self.f1, self.predictions = f1, predictions
+
+    def holds(self, best_val_f1: float | None) -> bool:
+        return self.f1 is not None and self.f1 == best_val_f1
 
 
 def _store_thresholds(run_dir: Path, state: dict, th: AUThresholds, test_at: AUScores | None) -> None:
@@ -248,10 +273,13 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
                            cfg.optim.batch_size // world, seed=cfg.seed, rank=dist.rank, world_size=world)
     tf = eval_transform(cfg.data)
     autocast = _autocast(cfg, device)
-    validate = None
+    validate, kept_val = None, _BestValPredictions()
     if splits.val is not None:
         def validate(model):
-            return evaluate_split(model, val_store, splits.val, tf, device, dist=dist, autocast=autocast)[0]
+            scores, preds = evaluate_split(model, val_store, splits.val, tf, device, dist=dist, autocast=autocast,
+                                           keep_predictions=True)
+            kept_val.offer(scores.mean_f1, preds)
+            return scores
 
     if dist.is_main and resume_state is None:
         atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
@@ -276,7 +304,8 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
     best_val = best["best"]["val_f1"]
     thresholds = test_at = None
     if selected == "val":  # not when the "validation" frames are the test fold's (data.select_on=test)
-        thresholds = _fit_val_thresholds(model, val_store, splits, tf, device, dist, autocast, show)
+        thresholds = _fit_val_thresholds(model, val_store, splits, tf, device, dist, autocast, show,
+                                         kept=kept_val, best_val_f1=best_val)
         if thresholds is not None:
             test_at = scores_on_predictions(preds, splits.test.aus, thresholds)
     summary = RunSummary(

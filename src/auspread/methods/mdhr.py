@@ -44,6 +44,10 @@ class MDHROptions(MethodOptions):
     region_linear: Literal["auto", "always", "never"] = "auto"  # auto: iff two groups share a band (official)
     lam: float = Field(0.01, ge=0, description="λ of Eq. 12")
     class_weights: bool = True  # w_j of reference C.4 in Eq. 10; False = all ones
+    # what a training clip is drawn around (docs/methods/mdhr.md, "Sparse labels"): video_windows = one random window
+    # per video per epoch (the official recipe); key_frames = one window around each labelled key frame, only that
+    # frame's label visible (KS's clips: with sparse labels every clip then carries a label)
+    sampling: Literal["video_windows", "key_frames"] = "video_windows"
 
     @field_validator("mfd_scales")
     @classmethod
@@ -90,7 +94,7 @@ class MDHR(Method):
         self.register_class_weights(info, options.class_weights)
 
     def data_spec(self) -> DataSpec:
-        return DataSpec(clip_len=self.options.clip_len, sampling="video_windows")
+        return DataSpec(clip_len=self.options.clip_len, sampling=self.options.sampling)
 
     # --- training ----------------------------------------------------------------------------------------------
     def losses(self, frames: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:

@@ -260,20 +260,20 @@ def check_trunk(meta: dict, path: str | Path, image_size: int, arch: str | None,
 def pretrain_config_for_run(run_cfg, spec: str = "auto") -> PretrainConfig:
     """The pretraining config behind ``pretrained=pretrain:<spec>`` of a run: the recipe of ``spec`` (``auto``:
     the defaults; else a pretraining YAML file) on the run's own data section, seed, device and threads, for the
-    method's architecture."""
+    method's architecture (unless the YAML names ``recipe.arch`` itself)."""
     from auspread.engine.config import read_yaml_mapping
 
     raw = {} if spec in ("", "auto") else read_yaml_mapping(Path(spec))
     raw.update(data=run_cfg.data.model_dump(mode="json"), seed=run_cfg.seed, device=run_cfg.device,
                threads=run_cfg.threads, out_dir=None, name=None)
     arch = method_arch(run_cfg)
-    if spec in ("", "auto") and arch is not None:
+    if arch is not None and not (isinstance(raw.get("recipe"), dict) and "arch" in raw["recipe"]):
         from typing import get_args
 
         from auspread.pretrain.config import PretrainArch
 
         if arch not in get_args(PretrainArch):
-            raise ConfigError(f"pretrained=pretrain:auto: no self-supervised pretraining for the backbone {arch!r} of "
+            raise ConfigError(f"pretrained=pretrain:{spec}: no self-supervised pretraining for the backbone {arch!r} of "
                               f"method {run_cfg.method.name!r} (pretrainable: {', '.join(get_args(PretrainArch))})")
         raw.setdefault("recipe", {})["arch"] = arch
     return build_pretrain_config(raw)
