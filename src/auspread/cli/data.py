@@ -72,6 +72,10 @@ def _table(rep: dict) -> str:
     ]
     if rep["skipped_frames"]:
         lines.append(f"skipped   {rep['skipped_frames']} frames without an image")
+    lines.append("pixels    aligned face crops" if rep["face_crops"] else
+                 "pixels    full camera frames (training uses their `auspread prepare` face crops)")
+    if rep["frames_without_face"]:
+        lines.append(f"no face   {rep['frames_without_face']} frames (kept, unlabelled in training)")
     lines += ["", f"{'AU':<6}{'known':>10}{'positive':>10}{'base rate':>11}"]
     for r in rep["per_au"]:
         rate = "-" if r["base_rate"] is None else f"{r['base_rate']:.3f}"

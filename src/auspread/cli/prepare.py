@@ -1,5 +1,6 @@
-"""``auspread prepare RAW OUT --dataset ...``: raw dataset → aligned 256×256 face crops + index (see
-``auspread.faces.prepare`` and docs/predict.md)."""
+"""``auspread prepare RAW [OUT] --dataset ...``: raw dataset → aligned 256×256 face crops + index (see
+``auspread.faces.prepare`` and docs/predict.md). Without ``OUT`` the crops go where ``auspread train`` looks for
+them (:func:`auspread.data.readers.prepared.default_prepared_dir`)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ def register(app: typer.Typer) -> None:
 
 def prepare_cmd(
     raw: Path = typer.Argument(..., help="Dataset root (BP4D, BP4D+, DISFA) or a generic manifest / its folder."),
-    out: Path = typer.Argument(..., help="Output folder (created; rerunning resumes)."),
+    out: Optional[Path] = typer.Argument(None, help="Output folder (created; rerunning resumes). Default: the "
+                                                    "folder `auspread train` looks in for this dataset's face crops."),
     dataset: str = typer.Option("auto", "--dataset", "-d", help="bp4d, bp4d+, disfa, generic, lists or auto."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Parallel worker processes (one video each)."),
     size: int = typer.Option(256, "--size", min=32, max=1024, help="Crop side in pixels."),
@@ -45,6 +47,12 @@ def prepare_cmd(
             opts_kw[k.strip()] = json.loads(v)
         except json.JSONDecodeError:
             opts_kw[k.strip()] = v
+    if out is None:
+        from auspread.data.readers import read_dataset
+        from auspread.data.readers.prepared import default_prepared_dir
+
+        out = default_prepared_dir(read_dataset(name, raw, **opts_kw), name)
+        typer.echo(f"output: {out}", err=True)
     opts = PrepareOptions(size=size, aligned=aligned, workers=workers, batch_size=batch_size,
                           detector=DetectorOptions(min_face_size=min_face))
     rep = prepare_dataset(raw, out, name, opts, progress=progress, reader_options=opts_kw)

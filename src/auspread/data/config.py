@@ -76,6 +76,9 @@ class DataConfig(_Strict):
     camera: Literal["left", "right"] = "left"
     num_workers: int = Field(0, ge=0)
     cache_dir: Path | None = None  # frame-store cache; default $AUSPREAD_CACHE/frames or ~/.cache/auspread/frames
+    # full camera frames (raw BP4D/BP4D+/DISFA, generic manifests): "auto" aligns faces once into
+    # $AUSPREAD_CACHE/prepared (auspread prepare, resumable) and trains on those crops; "never" refuses naming the command
+    prepare: Literal["auto", "never"] = "auto"
     augment: AugmentConfig = AugmentConfig()
 
     @property

@@ -7,6 +7,12 @@ sparse-label policy). ``U`` and the AU order are ``VideoIndex.aus``.
 
 Pixels come from a :class:`FrameSource`: a list of image files, or a video file plus decoded frame indices.
 Readers never decode pixels; the frame store (``auspread.data.store``) does, once.
+
+``VideoIndex.face_crops`` says what the pixels are: aligned face crops (``True``: ``auspread prepare`` output,
+ME-GraphAU/MDHR crop trees, the synthetic benchmark) or full camera frames (``False``: raw BP4D/BP4D+/DISFA trees,
+people's own videos). Each reader sets it from the layout; training accepts only face crops
+(``auspread.engine.data.read_index``). A record's ``meta["no_face_frames"]`` lists the frame numbers where
+``auspread prepare`` found no face; :func:`unlabel_no_face_frames` makes their labels unknown.
 """
 
 from __future__ import annotations
@@ -95,6 +101,7 @@ class VideoIndex:
     videos: list[VideoRecord]
     fps: float
     root: str = ""
+    face_crops: bool = True  # False: full camera frames, to be aligned (auspread prepare) before training
 
     def __post_init__(self) -> None:
         self.aus = tuple(int(a) for a in self.aus)
@@ -137,6 +144,11 @@ class VideoIndex:
             keep += [v for j, v in enumerate(own) if (j + i) % k == 0]
         return dataclasses.replace(self, videos=keep)
 
+    @property
+    def frames_without_face(self) -> int:
+        """Frames where ``auspread prepare`` found no face (``meta["no_face_frames"]`` of every record)."""
+        return sum(len(v.meta.get("no_face_frames") or ()) for v in self.videos)
+
     def with_labels(self, labels: list[np.ndarray]) -> "VideoIndex":
         """A copy whose videos carry the given label arrays (used by sparse-label policies)."""
         if len(labels) != len(self.videos):
@@ -169,6 +181,8 @@ class VideoIndex:
             "frames": self.num_frames,
             "aus": list(self.aus),
             "labelled_frames": int((y >= 0).any(1).sum()),
+            "face_crops": self.face_crops,
+            "frames_without_face": self.frames_without_face,
             "unknown_cells": int((y < 0).sum()),
             "base_rates": {f"AU{a}": (None if np.isnan(r) else round(float(r), 4)) for a, r in zip(self.aus, self.base_rates())},
         }
@@ -191,7 +205,7 @@ def index_to_json(index: VideoIndex) -> str:
         }
 
     return json.dumps({"dataset": index.dataset, "aus": list(index.aus), "fps": index.fps, "root": index.root,
-                       "videos": [rec(v) for v in index.videos]})
+                       "face_crops": index.face_crops, "videos": [rec(v) for v in index.videos]})
 
 
 def index_from_json(text: str) -> VideoIndex:
@@ -213,4 +227,20 @@ def index_from_json(text: str) -> VideoIndex:
                 meta=r["meta"],
             )
         )
-    return VideoIndex(d["dataset"], tuple(d["aus"]), videos, d["fps"], d["root"])
+    return VideoIndex(d["dataset"], tuple(d["aus"]), videos, d["fps"], d["root"], bool(d.get("face_crops", True)))
+
+
+def unlabel_no_face_frames(index: VideoIndex) -> VideoIndex:
+    """A copy whose frames listed in ``meta["no_face_frames"]`` (no face found by ``auspread prepare``) have
+    unknown labels (−1) in every AU: they stay in the videos (temporal context, as ``auspread predict`` keeps them,
+    aligned with the nearest face's transform) but are neither trained on nor scored, as ``predict`` gives them no
+    AU probabilities."""
+    videos = []
+    for v in index.videos:
+        gone = np.isin(v.frame_numbers, np.asarray(v.meta.get("no_face_frames") or (), dtype=np.int64))
+        if gone.any():
+            labels = v.labels.copy()
+            labels[gone] = UNKNOWN
+            v = dataclasses.replace(v, labels=labels)
+        videos.append(v)
+    return dataclasses.replace(index, videos=videos)

@@ -39,10 +39,14 @@ from auspread.io import atomic_write_text
 STORE_VERSION = 1  # bump when the pixel pipeline changes: old entries are then never reused
 
 
-def default_cache_dir() -> Path:
+def cache_root() -> Path:
+    """``$AUSPREAD_CACHE``, else ``~/.cache/auspread``: the frame store, prepared face crops and synthetic data."""
     root = os.environ.get("AUSPREAD_CACHE")
-    base = Path(root) if root else Path.home() / ".cache" / "auspread"
-    return base / "frames"
+    return Path(root) if root else Path.home() / ".cache" / "auspread"
+
+
+def default_cache_dir() -> Path:
+    return cache_root() / "frames"
 
 
 def _stat_key(path: str) -> list:

@@ -8,6 +8,8 @@ test fold, reference C.6) and is labelled as such in every report.
 
 from __future__ import annotations
 
+import shlex
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import torch
 
 from auspread.data.index import VideoIndex
 from auspread.engine.config import DataConfig
+from auspread.engine.distributed import env_world_size
 from auspread.errors import DataError
 from auspread.methods.base import DatasetInfo
 
@@ -34,6 +37,10 @@ def resolve_dataset(dc: DataConfig, progress: bool = True) -> tuple[str, Path]:
 
 
 def read_index(dc: DataConfig, progress: bool = True) -> VideoIndex:
+    """The run's dataset as aligned face crops, frames without a face unlabelled (docs/datasets.md, "Face crops or
+    camera frames"). A dataset of full camera frames is replaced by its ``auspread prepare`` output
+    (:func:`face_crop_index`); training never sees a squashed camera frame."""
+    from auspread.data.index import unlabel_no_face_frames
     from auspread.data.readers import read_dataset
 
     name, root = resolve_dataset(dc, progress)
@@ -44,7 +51,51 @@ def read_index(dc: DataConfig, progress: bool = True) -> VideoIndex:
         opts = {"threshold": dc.disfa_threshold, "camera": dc.camera}
     if name in ("bp4d", "bp4d+", "disfa"):
         opts["progress"] = progress
-    return read_dataset(name, root, **opts)
+    index = read_dataset(name, root, **opts)
+    if not index.face_crops:
+        index = face_crop_index(index, name, root, opts, dc.prepare, progress)
+    if index.frames_without_face and progress:
+        print(f"{index.frames_without_face} of {index.num_frames} frames have no face (auspread prepare found none): "
+              f"kept as context, unlabelled", file=sys.stderr)
+    return unlabel_no_face_frames(index)
+
+
+_LABEL_ONLY_OPTIONS = ("threshold", "progress")  # reader options that do not change which frames are read
+
+
+def prepare_command(name: str, root: Path, out: Path, reader_options: dict) -> str:
+    """The ``auspread prepare`` command line that writes ``out`` for this dataset."""
+    extra = "".join(f" -o {k}={v}" for k, v in reader_options.items() if k not in _LABEL_ONLY_OPTIONS)
+    return f"auspread prepare {shlex.quote(str(root))} {shlex.quote(str(out))} --dataset {name}{extra}"
+
+
+def face_crop_index(index: VideoIndex, name: str, root: Path, reader_options: dict, prepare: str,
+                    progress: bool = True) -> VideoIndex:
+    """``index`` (full camera frames) on the aligned face crops of its ``auspread prepare`` output in the default
+    place (:func:`~auspread.data.readers.prepared.default_prepared_dir`): used when it holds every video; otherwise
+    written there now (``prepare="auto"``; one process; resumable: an interrupted run continues) or refused in one
+    line naming the command (``prepare="never"``, and under torchrun, whose other processes would time out waiting).
+    Labels always come from ``index``."""
+    from auspread.data.readers.prepared import default_prepared_dir, read_prepared, with_prepared_crops
+
+    out = default_prepared_dir(index, name)
+    if (out / "auspread_index.json").is_file():
+        prepared = read_prepared(out)
+        have = {v.video_id for v in prepared.videos}
+        if all(v.video_id in have for v in index.videos):
+            return with_prepared_crops(index, prepared)
+    command = prepare_command(name, root, out, reader_options)
+    if prepare == "never" or env_world_size() > 1:
+        why = "data.prepare=never" if prepare == "never" else "under torchrun training does not prepare them itself"
+        raise DataError(root, f"holds full camera frames, not the aligned face crops training needs (made as "
+                              f"`auspread predict` makes them); run `{command}` first ({why})")
+    from auspread.faces.prepare import PrepareOptions, prepare_dataset
+
+    if progress:
+        print(f"{root} holds full camera frames: detecting and aligning faces as `auspread predict` does, "
+              f"into {out} (resumable; the same as `{command}`)", file=sys.stderr)
+    prepare_dataset(root, out, name, PrepareOptions(aligned=False), progress=progress, reader_options=reader_options)
+    return with_prepared_crops(index, read_prepared(out))
 
 
 @dataclass

@@ -63,6 +63,7 @@ class RunSummary:
     cpu: str | None = None  # the host CPU (engine.precision.cpu_description): speeds and bf16 depend on it
     test_f1_val_thresholds: float | None = None  # test mean F1 at the per-AU thresholds chosen on validation subjects
     test_per_au_val_thresholds: dict[str, float] | None = None
+    frames_without_face: int = 0  # frames where auspread prepare found no face: kept as context, unlabelled
     test_scores: AUScores | None = None
     history: list[dict] = field(default_factory=list)
 
@@ -287,6 +288,7 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
             "root": index.root, "dataset": index.dataset, "aus": list(index.aus), "subjects": splits.subjects,
             "select_on": cfg.data.select_on, "labels": label_summary(splits.train, sparse.key_frames, sparse.every),
             "class_weights": info.class_weights.tolist(), "world_size": world,
+            "frames_without_face": index.frames_without_face,
         }, indent=2))
     D.barrier()
 
@@ -314,6 +316,7 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
         test_per_au={f"AU{a}": float(f) for a, f in zip(scores.aus, scores.f1)},
         train_fps=fit.train_fps, epochs=fit.epochs_done, steps=fit.steps, seconds=time.time() - t_start,
         selected_on=selected, test_scores=scores, history=fit.history, precision=trainer.amp, cpu=cpu_description(),
+        frames_without_face=index.frames_without_face,
         test_f1_all_positive=all_positive_f1(splits.test.all_labels(), splits.test.aus).mean_f1,
         test_f1_val_thresholds=None if test_at is None else test_at.mean_f1,
         test_per_au_val_thresholds=None if test_at is None else

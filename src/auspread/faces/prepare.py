@@ -44,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from auspread.data.index import ImageFiles, VideoFile, VideoIndex, VideoRecord, index_from_json, index_to_json
 from auspread.data.readers import read_dataset
+from auspread.data.readers._common import is_synthetic_tree
 from auspread.data.readers.prepared import INDEX_NAME, read_prepared  # noqa: F401 (re-exported)
 from auspread.errors import DataError
 from auspread.faces.align import (DEFAULT_MARGIN, alignment_matrices, centre_square_matrix, transform_points, warp,
@@ -70,16 +71,6 @@ class PrepareOptions(BaseModel):
 
 def video_key(video_id: str) -> str:
     return video_id.replace("/", "_")
-
-
-def is_synthetic_tree(root: Path) -> bool:
-    m = Path(root) / "manifest.json"
-    if not m.is_file():
-        return False
-    try:
-        return json.loads(m.read_text()).get("generator") == "auspread.data.synth"
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        return False
 
 
 # --- decoding a record's frames ---------------------------------------------------------------------------------

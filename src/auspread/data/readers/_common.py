@@ -3,6 +3,7 @@ video frame counts without decoding pixels, AU selection and the ``Landmarks_68`
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -22,9 +23,25 @@ VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpe
 
 
 class ReaderOptions(BaseModel):
-    """Base of every reader's options: unknown keys are an error, not silently ignored."""
+    """Base of every reader's options: unknown keys are an error, not silently ignored.
+
+    ``face_crops``: whether the frames are aligned face crops (``VideoIndex.face_crops``); ``None`` lets the reader
+    decide from the layout (docs/datasets.md, "Face crops or camera frames")."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    face_crops: bool | None = None
+
+
+def is_synthetic_tree(root: Path) -> bool:
+    """Whether ``root`` was written by the synthetic benchmark (its ``manifest.json`` names ``auspread.data.synth``):
+    its frames are face crops already (the face fills the square frame; no camera background)."""
+    m = Path(root) / "manifest.json"
+    if not m.is_file():
+        return False
+    try:
+        return json.loads(m.read_text()).get("generator") == "auspread.data.synth"
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, OSError):
+        return False
 
 
 O = TypeVar("O", bound=ReaderOptions)

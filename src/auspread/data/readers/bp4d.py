@@ -11,6 +11,10 @@ coded 0 (absent), 1 (present) or 9 (not coded → −1, unknown). The CSV rows a
 indexed. CSV frame ``f`` is image number ``f`` (ME-GraphAU, JAA-Net); image names may be unpadded, 3- or 4-digit
 zero padded, per task folder. A coded frame without an image is an error unless ``missing_frames="skip"``, which
 drops it and records the count in ``record.meta["skipped_frames"]``.
+
+Face crops or camera frames (``VideoIndex.face_crops``): a frame tree named ``img``/``img_o`` (ME-GraphAU's crop
+layout, and ``auspread prepare``'s output) or a synthetic-benchmark tree holds aligned face crops; any other tree
+(``Sequences(2D+3D)``, ``2D+3D``, …) holds the full 1040×1392 camera frames. ``face_crops=`` overrides.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from auspread.data.readers._common import (
     attach_landmarks,
     children,
     find_child,
+    is_synthetic_tree,
     log,
     numbered_images,
     padding_of,
@@ -40,6 +45,7 @@ from auspread.data.readers._common import (
 from auspread.errors import DataError
 
 FRAME_TREE_NAMES = ("Sequences(2D+3D)", "Sequences_2D+3D", "2D+3D", "BP4D-training", "BP4D+", "img", "images")
+CROP_TREE_NAMES = ("img", "img_o")  # trees of aligned face crops (ME-GraphAU/MDHR, auspread prepare)
 _STEM = re.compile(r"^([A-Za-z]+\d+)_([A-Za-z]+\d+)$")
 
 
@@ -273,4 +279,6 @@ def read_occ_tree(root: Path, opts: BP4DOptions, dataset: str, columns: str, off
         )
     if not videos:
         raise DataError(tree, "no video with frames was found")
-    return VideoIndex(dataset=dataset, aus=aus, videos=videos, fps=info.fps, root=str(root))
+    crops = opts.face_crops if opts.face_crops is not None else (
+        tree.name.lower() in CROP_TREE_NAMES or is_synthetic_tree(root))
+    return VideoIndex(dataset=dataset, aus=aus, videos=videos, fps=info.fps, root=str(root), face_crops=crops)

@@ -11,6 +11,8 @@ Label semantics (ME-GraphAU, JAA-Net, MDHR): **line order is the frame index** (
 when its intensity is ≥ ``threshold`` (default 2, the benchmark rule; OpenGraphAU uses 1). Intensities are kept in
 ``VideoRecord.intensities``. Every subject's video frame count is checked against its label line count (SN010 has
 4,844 lines, the others 4,845); a mismatch is a :class:`DataError` naming both files and both counts.
+The videos are full 1024×768 camera frames (``VideoIndex.face_crops`` is False) unless the tree is the synthetic
+benchmark's (face crops) or ``face_crops=True`` says otherwise.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from auspread.data.readers._common import (
     children,
     count_video_frames,
     find_child,
+    is_synthetic_tree,
     parse_options,
     require_dir,
     select_aus,
@@ -157,4 +160,6 @@ def read(root: str | Path, **options) -> VideoIndex:
             VideoRecord(video_id=subj, subject=subj, task="", frame_numbers=frame_numbers, labels=labels,
                         source=VideoFile(str(video), tuple(range(t))), landmarks=lm, intensities=intensities, meta=meta)
         )
-    return VideoIndex(dataset="DISFA", aus=aus, videos=videos, fps=dataset_aus("DISFA").fps, root=str(root))
+    crops = opts.face_crops if opts.face_crops is not None else is_synthetic_tree(root)
+    return VideoIndex(dataset="DISFA", aus=aus, videos=videos, fps=dataset_aus("DISFA").fps, root=str(root),
+                      face_crops=crops)

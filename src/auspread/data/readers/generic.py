@@ -21,6 +21,10 @@ JSON::
 - AU columns/keys ``AU<n>`` (``AU1``, ``AU01``, ``au12``): ``1`` present, ``0`` absent; empty, ``-1`` or ``9``
   mean unlabelled. Every frame not listed is unlabelled (−1).
 The manifest may be passed as the file itself or as a folder holding ``auspread_manifest.csv`` / ``.json``.
+
+The sources are taken to be camera recordings (``VideoIndex.face_crops`` False: training uses them through
+``auspread prepare``'s aligned face crops). A JSON manifest with ``"face_crops": true`` (or the option
+``face_crops=True``) declares sources that are already aligned face crops made as ``auspread prepare`` makes them.
 """
 
 from __future__ import annotations
@@ -229,12 +233,24 @@ def read(root: str | Path, **options) -> VideoIndex:
         source = images if images is not None else VideoFile(str(spath), tuple(range(t)))
         records.append(VideoRecord(video_id=vid, subject=v["subject"], task=v["task"], frame_numbers=fn,
                                    labels=labels, source=source, landmarks=lm, meta=meta))
+    crops = opts.face_crops if opts.face_crops is not None else _declared_face_crops(path)
     if opts.fps is not None:
         fps = opts.fps
     if fps is None:
         first_video = next((Path(r.source.path) for r in records if isinstance(r.source, VideoFile)), None)
         fps = (video_fps(first_video) if first_video else None) or 25.0
-    return VideoIndex(dataset=opts.name, aus=tuple(aus), videos=records, fps=float(fps), root=str(path))
+    return VideoIndex(dataset=opts.name, aus=tuple(aus), videos=records, fps=float(fps), root=str(path),
+                      face_crops=crops)
+
+
+def _declared_face_crops(path: Path) -> bool:
+    """A JSON manifest's ``"face_crops"`` (default false); CSV manifests hold camera recordings."""
+    if path.suffix.lower() != ".json":
+        return False
+    value = json.loads(path.read_text()).get("face_crops", False)
+    if not isinstance(value, bool):
+        raise DataError(path, f'"face_crops" must be true or false, got {value!r}')
+    return value
 
 
 def _where(r: dict) -> str:

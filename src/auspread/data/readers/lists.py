@@ -13,6 +13,7 @@ train lists repeat frames, which are de-duplicated; the same image with two diff
 ``split=`` and ``fold=`` restrict which lists are read. Frames are grouped into videos by their folder
 (``F001/T1``, ``SN001``) and ordered by the number at the end of the file name. Label values 0/1; −1 and 9 are read
 as unknown. The AU order is the dataset's benchmark order (BP4D 12, DISFA 8), taken from the list-file prefix.
+The images are aligned face crops (``VideoIndex.face_crops``) unless ``face_crops=False`` says otherwise.
 """
 
 from __future__ import annotations
@@ -182,4 +183,5 @@ def read(root: str | Path, **options) -> VideoIndex:
         ))
     if not videos:
         raise DataError(img_root, "none of the listed images exists")
-    return VideoIndex(dataset=dataset, aus=aus, videos=videos, fps=dataset_aus(dataset).fps, root=str(root))
+    return VideoIndex(dataset=dataset, aus=aus, videos=videos, fps=dataset_aus(dataset).fps, root=str(root),
+                      face_crops=opts.face_crops is not False)
