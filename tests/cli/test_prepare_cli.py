@@ -41,3 +41,13 @@ def test_prepare_bad_input_one_message(tmp_path, capsys, args, match):
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and re.search(match, lines[0], re.IGNORECASE), err
+
+
+def test_prepare_landmarks_option_errors(tmp_path, capsys, monkeypatch):
+    raw = synth_tree(tmp_path / "raw", frames=8)
+    code, err = run_cli(["prepare", raw, tmp_path / "out", "--landmarks", "dlib", "--no-progress"], capsys)
+    assert code != 0 and "'dataset' or 'mediapipe'" in err
+    monkeypatch.setitem(sys.modules, "mediapipe", None)  # the optional extra not installed
+    code, err = run_cli(["prepare", raw, tmp_path / "out", "--landmarks", "mediapipe", "--no-progress"], capsys)
+    assert code != 0 and 'pip install "auspread[landmarks]"' in err
+    assert not (tmp_path / "out" / "img").exists()  # refused before any work

@@ -180,3 +180,18 @@ def test_vectorised_colour_matches_torchvision():
     for i, p in enumerate(ps):
         ref = F.adjust_saturation(F.adjust_contrast(F.adjust_brightness(x[i], p["b"]), p["c"]), p["s"])
         torch.testing.assert_close(got[i], ref, atol=2e-6, rtol=0)
+
+
+@pytest.mark.parametrize("crop", [True, False])
+def test_train_and_test_face_scale(crop):
+    """The default random crop (H out of the S = 8/7·H store frame) shows faces at the store's scale in training and
+    at H/S of it in testing (resize); `augment.crop: false` resizes in training too, so both see one scale."""
+    s, h = 37, 32
+    img, lm = dot_clip(s, 10, 18)
+    lm[:, 45] = [28, 18]  # a second point 18 px to the right
+    plain = dict(rotation=0, flip=False, color_jitter=0, crop=crop)
+    _, lm_train = ClipTransform(h, AugmentConfig(**plain), train=True, **ID)(img, lm, np.random.default_rng(0))
+    _, lm_test = ClipTransform(h, AugmentConfig(**plain), train=False, **ID)(img, lm, np.random.default_rng(0))
+    span = lambda p: float(p[0, 45, 0] - p[0, 36, 0])  # noqa: E731
+    assert span(lm_test) == pytest.approx(18 * h / s, abs=1e-4)
+    assert span(lm_train) == pytest.approx(18.0 if crop else 18 * h / s, abs=1e-4)

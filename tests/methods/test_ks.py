@@ -445,3 +445,15 @@ def test_shared_students_train_one_student_from_every_position():
     assert keys and all(k.startswith("net.students.0.") for k in keys)
     again = _method(students="shared")
     again.load_state_dict(method.state_dict())
+
+
+def test_kl_reduction_sum_is_u_times_the_mean_over_aus():
+    """`kl_reduction: sum` (the KL of the joint distribution of U independent AUs) switches back from our mean over
+    AUs: both distillation terms grow by exactly U, every other term is unchanged."""
+    batch = _batch(seed=3)
+    mean_terms, _ = _method().eval().compute_losses(batch)
+    sum_terms, _ = _method(kl_reduction="sum").eval().compute_losses(batch)
+    assert min(float(mean_terms[k].detach()) for k in ("kl_spatial", "kl_temporal")) > 0
+    for k in mean_terms:
+        want = U * mean_terms[k] if k.startswith("kl_") else mean_terms[k]
+        torch.testing.assert_close(sum_terms[k], want, rtol=1e-5, atol=1e-7, msg=k)

@@ -292,3 +292,43 @@ def test_stochastic_depth_needs_an_efficientnet_encoder():
         _method("baseline", stochastic_depth=0.0)  # SMALL's encoder is "small"
     with pytest.raises(ConfigError, match="EfficientNet encoders only"):
         _method("baseline", stochastic_depth=0.1, encoder="resnet18")
+
+
+def test_df_draws_unlabelled_clips_from_bp4d_uncoded_frames(tmp_path):
+    """§4.1.1/§3.3: x_u includes BP4D's uncoded frames. With data.uncoded_frames=true the reader indexes the
+    images without a label row (labels −1); they never become key frames, so with 100% labels they are exactly the
+    df stage's unlabelled pool; validation and test keep only coded frames."""
+    import numpy as np
+
+    from auspread.data.labels import sparsify
+    from auspread.data.readers.bp4d import coded_only
+    from auspread.data.sampling import TrainBatches
+    from auspread.data.synth.generator import generate
+    from auspread.engine.config import DataConfig
+    from auspread.engine.data import read_index, split_index
+    from tests.data.test_sampling import PixelStore
+
+    root = generate(tmp_path / "synth", preset="tiny", subjects=6, tasks=1, frames=16, size=32, seed=0, progress=False)
+    dc = DataConfig(dataset="synthetic", root=root, image_size=32, store_size=32, uncoded_frames=True)
+    index = read_index(dc, progress=False)
+    coded = read_index(DataConfig(dataset="synthetic", root=root), progress=False)
+    assert index.num_frames > coded.num_frames
+    assert [len(v) for v in coded_only(index)] == [len(v) for v in coded]
+    splits = split_index(index, dc, seed=0)
+    for ev in (splits.val, splits.test):
+        assert all(not v.meta.get("uncoded_frames") and (v.labels >= 0).any(1).all() for v in ev)
+    m = _method()
+    spec = m.data_spec()
+    train = splits.train
+    uncoded = [np.isin(v.frame_numbers, [f for a, b in v.meta.get("uncoded_frames", []) for f in range(a, b + 1)])
+               for v in train]
+    assert sum(u.sum() for u in uncoded) > 0 and all((v.labels[u] < 0).all() for v, u in zip(train, uncoded))
+    tb = TrainBatches(train, sparsify(train, 1, 0).key_frames, PixelStore(train), spec, dc, batch_size=4, seed=0)
+    tb.set_epoch(m.stage_start["df"])
+    drawn = set()
+    for step in range(len(tb)):
+        u = tb.batch(step)["unlabelled"]
+        for v, t in zip(u["video"].tolist(), u["frame"][:, 0].tolist()):
+            assert uncoded[v][t], (train.videos[v].video_id, t)
+            drawn.add((v, t))
+    assert len(drawn) >= 4

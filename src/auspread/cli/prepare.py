@@ -28,6 +28,12 @@ def prepare_cmd(
     min_face: int = typer.Option(40, "--min-face", min=8, help="Smallest face side to detect, in pixels."),
     batch_size: int = typer.Option(16, "--batch-size", min=1),
     option: list[str] = typer.Option([], "--option", "-o", help="Reader option KEY=VALUE (e.g. camera=right)."),
+    landmarks: str = typer.Option("dataset", "--landmarks",
+                                  help="Landmarks_68 source: 'dataset' (the input's own 68/66 points, if any) or "
+                                       "'mediapipe' (68 points from MediaPipe's face landmarker on every crop; "
+                                       'pip install "auspread[landmarks]").'),
+    landmark_model: Optional[Path] = typer.Option(None, "--landmark-model",
+                                                  help="face_landmarker.task (default: the cache, fetched if absent)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Detect (MTCNN), align (5-point similarity) and crop every frame; frames without a face are kept and listed."""
@@ -47,6 +53,10 @@ def prepare_cmd(
             opts_kw[k.strip()] = json.loads(v)
         except json.JSONDecodeError:
             opts_kw[k.strip()] = v
+    if landmarks not in ("dataset", "mediapipe"):
+        from auspread.errors import ConfigError
+
+        raise ConfigError(f"--landmarks {landmarks!r}: expected 'dataset' or 'mediapipe'")
     if out is None:
         from auspread.data.readers import read_dataset
         from auspread.data.readers.prepared import default_prepared_dir
@@ -54,7 +64,8 @@ def prepare_cmd(
         out = default_prepared_dir(read_dataset(name, raw, **opts_kw), name)
         typer.echo(f"output: {out}", err=True)
     opts = PrepareOptions(size=size, aligned=aligned, workers=workers, batch_size=batch_size,
-                          detector=DetectorOptions(min_face_size=min_face))
+                          detector=DetectorOptions(min_face_size=min_face), landmarks=landmarks,
+                          landmark_model=landmark_model)
     rep = prepare_dataset(raw, out, name, opts, progress=progress, reader_options=opts_kw)
     typer.echo(f"{rep['videos_done']} videos, {rep['frames']} frames, {rep['frames_without_face']} without a face "
                f"(kept, aligned with the nearest face's transform; listed in {out / REPORT_NAME})", err=True)

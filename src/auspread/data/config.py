@@ -74,6 +74,9 @@ class DataConfig(_Strict):
     select_on: Literal["val", "test"] = "val"  # "test" only to compare with papers that select on the test fold
     disfa_threshold: float = 2.0
     camera: Literal["left", "right"] = "left"
+    # BP4D/BP4D+: also index the frames without a label row (labels unknown) for training; they only feed
+    # unlabelled clips (PIAP-DF's Discrete Feedback, SSL methods) and are dropped from validation and test
+    uncoded_frames: bool = False
     num_workers: int = Field(0, ge=0)
     cache_dir: Path | None = None  # frame-store cache; default $AUSPREAD_CACHE/frames or ~/.cache/auspread/frames
     # full camera frames (raw BP4D/BP4D+/DISFA, generic manifests): "auto" aligns faces once into

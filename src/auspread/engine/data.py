@@ -19,7 +19,7 @@ import torch
 from auspread.data.index import VideoIndex
 from auspread.engine.config import DataConfig
 from auspread.engine.distributed import env_world_size
-from auspread.errors import DataError
+from auspread.errors import ConfigError, DataError
 from auspread.methods.base import DatasetInfo
 
 
@@ -51,6 +51,11 @@ def read_index(dc: DataConfig, progress: bool = True) -> VideoIndex:
         opts = {"threshold": dc.disfa_threshold, "camera": dc.camera}
     if name in ("bp4d", "bp4d+", "disfa"):
         opts["progress"] = progress
+    if dc.uncoded_frames:
+        if name not in ("bp4d", "bp4d+"):
+            raise ConfigError(f"data.uncoded_frames=true applies to BP4D and BP4D+ (uncoded frames without a label row); "
+                              f"the {name} reader has none: remove it")
+        opts["uncoded_frames"] = True
     index = read_dataset(name, root, **opts)
     if not index.face_crops:
         index = face_crop_index(index, name, root, opts, dc.prepare, progress)
@@ -117,8 +122,10 @@ def split_index(index: VideoIndex, dc: DataConfig, seed: int) -> Splits:
         val_s: list[str] = []
     else:
         train_s, val_s = validation_split(train_s, dc.val_fraction, seed)
-    val = index.select_subjects(val_s) if val_s else None
-    test = index.select_subjects(test_s)
+    from auspread.data.readers.bp4d import coded_only
+
+    val = coded_only(index.select_subjects(val_s)) if val_s else None  # uncoded frames only train
+    test = coded_only(index.select_subjects(test_s))
     if dc.select_on == "test":
         val = test
     if dc.eval_video_stride > 1:

@@ -7,7 +7,9 @@ Output folder ``OUT``::
     AUCoding/AU_OCC/<S>_<T>.csv           BP4D/BP4D+ only: the label files, copied, so the bp4d/bp4d+ readers read
                                           OUT directly (their "img" crop-tree layout)
     Landmarks_5/<video_key>.npz           frame_numbers (T,), points (T, 5, 2) MTCNN points in crop pixels (NaN: no face)
-    Landmarks_68/<video_key>.npz          when the input had 68/66-point landmarks: moved into crop pixels
+    Landmarks_68/<video_key>.npz          68/66-point landmarks in crop pixels (NaN: none): the input's own, moved
+                                          into the crop (``landmarks="dataset"``), or MediaPipe's face landmarker run
+                                          on each crop (``landmarks="mediapipe"``, :mod:`auspread.faces.landmarks68`)
     videos/<video_key>.json               per-video record of the work (the "done" marker, written last)
     auspread_index.json                   the exact VideoIndex (dataset, AUs, frame numbers, labels, intensities),
                                           image paths relative to OUT; load it with :func:`read_prepared`
@@ -35,7 +37,7 @@ import shutil
 import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Literal
 
 import numpy as np
 import torch
@@ -67,6 +69,10 @@ class PrepareOptions(BaseModel):
     batch_size: int = Field(16, ge=1)
     jpeg_quality: int = Field(95, ge=50, le=100)
     detector: DetectorOptions = DetectorOptions()
+    # Landmarks_68 source: "dataset" = the input's own 68/66 points (if any); "mediapipe" = 68 points from
+    # MediaPipe's face landmarker on every crop (pip install "auspread[landmarks]"; auspread.faces.landmarks68)
+    landmarks: Literal["dataset", "mediapipe"] = "dataset"
+    landmark_model: Path | None = None  # face_landmarker.task; None: the verified cache file, fetched if absent
 
 
 def video_key(video_id: str) -> str:
@@ -180,6 +186,8 @@ def prepare_video(rec: VideoRecord, out: Path, opts: PrepareOptions, aligned: bo
                 dets.extend(detector.detect(batch))
             lms, boxes, scores = choose_faces(dets)
         # pass 2: warp and write
+        landmarker = _landmarker(opts)
+        mp68: list[np.ndarray] = []
         mats = None
         fallback = "none"
         names = []
@@ -195,6 +203,8 @@ def prepare_video(rec: VideoRecord, out: Path, opts: PrepareOptions, aligned: bo
                 m = mats[i : i + len(batch)]
                 crops = (warp(np.stack(batch), m, s) if len({f.shape for f in batch}) == 1
                          else warp_many(batch, m, s))
+            if landmarker is not None:
+                mp68.append(landmarker(list(crops)))
             for j, c in enumerate(crops):
                 fn = int(rec.frame_numbers[i + j]) + image_number_offset
                 name = f"{fn}.jpg"
@@ -208,7 +218,10 @@ def prepare_video(rec: VideoRecord, out: Path, opts: PrepareOptions, aligned: bo
         if not aligned and ok.any():
             crop_lm5[ok] = transform_points(mats[ok], lms[ok]).astype(np.float32)
         lm68 = None
-        if rec.landmarks is not None:
+        if landmarker is not None:
+            landmarker.close()
+            lm68 = np.concatenate(mp68) if mp68 else np.zeros((0, 68, 2), np.float32)
+        elif rec.landmarks is not None:
             if aligned:
                 scale = np.array([[s / w, s / h] for h, w in sizes], np.float32)[:, None, :]
                 lm68 = ((rec.landmarks + 0.5) * scale - 0.5).astype(np.float32)
@@ -228,11 +241,21 @@ def prepare_video(rec: VideoRecord, out: Path, opts: PrepareOptions, aligned: bo
             "fallback": "none" if aligned else fallback,
             "mean_score": None if aligned or not ok.any() else round(float(np.nanmean(scores)), 4),
             "images": [f"img/{rec.video_id}/{n}" for n in names],
+            "landmarks": opts.landmarks,
+            "frames_with_landmarks": None if lm68 is None else int((~np.isnan(lm68).any(axis=(1, 2))).sum()),
         }
         atomic_write_text(out / "videos" / f"{key}.json", json.dumps(entry))
         return entry
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _landmarker(opts: PrepareOptions):
+    if opts.landmarks != "mediapipe":
+        return None
+    from auspread.faces.landmarks68 import Landmarker68
+
+    return Landmarker68(opts.landmark_model, video=True)
 
 
 def _resize(f: np.ndarray, s: int) -> np.ndarray:
@@ -278,13 +301,19 @@ def prepare_dataset(raw: str | Path, out: str | Path, dataset: str, options: Pre
         raise DataError(out, f"output must not be inside the input folder {raw}")
     index = read_dataset(dataset, raw, **(reader_options or {}))
     aligned = opts.aligned if opts.aligned is not None else is_synthetic_tree(raw)
+    if opts.landmarks == "mediapipe":  # fail early, fetch the model once (not in every worker)
+        from auspread.faces.landmarks68 import import_mediapipe, resolve_model
+
+        import_mediapipe()
+        opts = opts.model_copy(update={"landmark_model": resolve_model(opts.landmark_model)})
     out.mkdir(parents=True, exist_ok=True)
     entries: dict[str, dict] = {}
     todo: list[VideoRecord] = []
     for rec in index.videos:
         marker = out / "videos" / f"{video_key(rec.video_id)}.json"
-        if marker.is_file() and (out / "img" / rec.video_id).is_dir():
-            entries[rec.video_id] = json.loads(marker.read_text())
+        prev = json.loads(marker.read_text()) if marker.is_file() and (out / "img" / rec.video_id).is_dir() else None
+        if prev is not None and prev.get("landmarks", "dataset") == opts.landmarks:  # else redo: other landmarks
+            entries[rec.video_id] = prev
         else:
             todo.append(rec)
     offsets = {v.video_id: int(v.meta.get("image_offset", 0)) if index.dataset == "BP4D+" else 0 for v in index.videos}

@@ -67,6 +67,9 @@ class KSOptions(MethodOptions):
     # Eq. 7-8 ramp "the semi-supervised learning"; KSM's two KL terms are part of it, so they follow w(t) too
     # (False: both at full strength from step 0, as before issue 17)
     distill_ramp: bool = True
+    # reduction of the Bernoulli KLs of Eq. 1-2 over the U AUs: "mean" (the Eq. 3 BCE's reduction, so λ weighs a soft
+    # target against a label per AU) or "sum" (the KL of the joint distribution of U independent AUs: λ·U per AU)
+    kl_reduction: Literal["mean", "sum"] = "mean"
     kd_lambda: float = Field(0.5, ge=0, description="λ of Eq. 4 (paper: 0.5)")
     temperature: float = Field(1.0, gt=0, description="τ of Eq. 1-2 (paper: 1)")
     pseudo_label: bool = True  # Eq. 5; False removes pseudo-labelling (supplement §2.4 ablation)
@@ -201,8 +204,9 @@ class KnowledgeSpreader(Method):
         if o.distill:
             tau = o.temperature
             soft_target = 0.5 * (torch.sigmoid(sa.float() / tau) + torch.sigmoid(st_m.float() / tau))  # online ensemble
-            terms["kl_spatial"] = bernoulli_kl(soft_target, st_m, tau)  # S_a → S_b^m
-            terms["kl_temporal"] = bernoulli_kl_from_logits(tb_m, sa, tau)  # T_b → T_a
+            over_aus = sa.shape[-1] if o.kl_reduction == "sum" else 1  # mean over AUs × U = sum over AUs
+            terms["kl_spatial"] = over_aus * bernoulli_kl(soft_target, st_m, tau)  # S_a → S_b^m
+            terms["kl_temporal"] = over_aus * bernoulli_kl_from_logits(tb_m, sa, tau)  # T_b → T_a
         else:
             terms["kl_spatial"] = terms["kl_temporal"] = zero
 

@@ -15,6 +15,11 @@ drops it and records the count in ``record.meta["skipped_frames"]``.
 Face crops or camera frames (``VideoIndex.face_crops``): a frame tree named ``img``/``img_o`` (ME-GraphAU's crop
 layout, and ``auspread prepare``'s output) or a synthetic-benchmark tree holds aligned face crops; any other tree
 (``Sequences(2D+3D)``, ``2D+3D``, …) holds the full 1040×1392 camera frames. ``face_crops=`` overrides.
+
+``uncoded_frames=True`` also indexes the task folder's images that have no CSV row (BP4D's ~240,000 uncoded frames
+before and after the coded segments, PIAP-DF §4.1.1) with all labels unknown (−1), in frame-number order;
+``record.meta["uncoded_frames"]`` lists them as inclusive ``[first, last]`` frame-number ranges so that
+:func:`coded_only` can drop them again (evaluation splits).
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ class BP4DOptions(ReaderOptions):
     missing_frames: Literal["error", "skip"] = "error"
     image_offset: int | None = None  # image number = CSV frame + offset; None: the dataset default, probed
     landmarks: bool = True  # attach <root>/Landmarks_68/<Subj>_<Task>.npz when present
+    uncoded_frames: bool = False  # also index images without a CSV row (labels −1): unlabelled training data
     progress: bool = True
 
 
@@ -130,6 +136,45 @@ def _find_frame_tree(root: Path, pairs: list[tuple[str, str]]) -> Path:
             + ", ".join(str(c) for c in candidates) + hint,
         )
     return best
+
+
+def _with_uncoded(frames: np.ndarray, labels: np.ndarray, paths: list, images: dict[int, Path], offset: int):
+    """Add the images without a CSV row (labels −1), sorted by frame number; also returns their frame-number
+    ranges ``[[first, last], …]``."""
+    coded = {int(f) + offset for f in frames}
+    extra = np.array(sorted(n - offset for n in images if n not in coded), dtype=np.int64)
+    if not len(extra):
+        return frames, labels, paths, []
+    all_f = np.concatenate([frames.astype(np.int64), extra])
+    order = np.argsort(all_f, kind="stable")
+    all_l = np.concatenate([labels, np.full((len(extra), labels.shape[1]), -1, labels.dtype)])[order]
+    all_p = (list(paths) + [images[int(f) + offset] for f in extra])
+    breaks = np.flatnonzero(np.diff(extra) != 1)
+    ranges = [[int(a), int(b)] for a, b in zip(np.r_[extra[0], extra[breaks + 1]], np.r_[extra[breaks], extra[-1]])]
+    return all_f[order], all_l, [all_p[i] for i in order], ranges
+
+
+def coded_only(index: VideoIndex) -> VideoIndex:
+    """The index without the frames ``uncoded_frames=True`` added (``record.meta["uncoded_frames"]``); records
+    without them are returned as they are."""
+    import dataclasses
+
+    videos = []
+    for v in index.videos:
+        ranges = v.meta.get("uncoded_frames")
+        if not ranges or not isinstance(v.source, ImageFiles):
+            videos.append(v)
+            continue
+        f = v.frame_numbers
+        keep = ~np.any([(f >= a) & (f <= b) for a, b in ranges], axis=0)
+        if not keep.any():
+            continue
+        meta = {k: x for k, x in v.meta.items() if k != "uncoded_frames"}
+        videos.append(dataclasses.replace(
+            v, frame_numbers=f[keep], labels=v.labels[keep], source=ImageFiles(tuple(p for p, k in zip(v.source.paths, keep) if k)),
+            landmarks=None if v.landmarks is None else v.landmarks[keep],
+            intensities=None if v.intensities is None else v.intensities[keep], meta=meta))
+    return dataclasses.replace(index, videos=videos)
 
 
 def parse_occ_csv(path: Path, aus: tuple[int, ...], columns: str, coded_aus: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -259,6 +304,9 @@ def read_occ_tree(root: Path, opts: BP4DOptions, dataset: str, columns: str, off
             log.warning("%s: no coded frame has an image; video skipped", tdir)
             continue
         paths = [images[int(f) + best_off] for f in frames]
+        uncoded: list[list[int]] = []
+        if opts.uncoded_frames:
+            frames, labels, paths, uncoded = _with_uncoded(frames, labels, paths, images, best_off)
         video_id = f"{subj}/{task}"
         meta = {
             "label_file": str(csv_path),
@@ -267,9 +315,11 @@ def read_occ_tree(root: Path, opts: BP4DOptions, dataset: str, columns: str, off
             "image_offset": int(best_off),
             "skipped_frames": int((~have).sum()),
         }
-        uncoded = [a for a, col in zip(aus, labels.T) if (col < 0).all()]
         if uncoded:
-            meta["uncoded_aus"] = uncoded
+            meta["uncoded_frames"] = uncoded
+        uncoded_aus = [a for a, col in zip(aus, labels.T) if (col < 0).all()]
+        if uncoded_aus:
+            meta["uncoded_aus"] = uncoded_aus
         lm, note = attach_landmarks(root, video_id, frames) if opts.landmarks else (None, None)
         if note:
             meta["landmarks_note"] = note
