@@ -378,7 +378,7 @@ class Trainer:
                     batch = to_device(batch, self.device)
                     ctx = StepContext(epoch=e, step=self.step, batch_in_epoch=b, steps_per_epoch=spe, epochs=epochs,
                                       device=self.device, optimizers=self.optimizers,
-                                      sync_gradients=D.sync_gradients, autocast=self.autocast)
+                                      sync_gradients=D.sync_gradients, autocast=self.autocast, scaler=self.scaler)
                     out = self._train_step(batch, ctx)
                     nf = batch_frames(batch) * self.dist.world_size
                     ep_frames += nf

@@ -72,10 +72,40 @@ class StepContext:
     optimizers: list[torch.optim.Optimizer] = field(default_factory=list)
     sync_gradients: Callable[[Iterable[nn.Parameter]], None] = lambda params: None
     autocast: Callable[[], Any] | None = None  # context manager factory for mixed precision
+    # the engine's torch.amp.GradScaler when training in fp16 (None otherwise). Methods with manual_optimization
+    # back-propagate with ``ctx.backward(loss)``, step with ``ctx.optimizer_step(optimizer)`` and end the training
+    # step with ``ctx.update_scale()``, so fp16 gradients are scaled against underflow and steps with inf/NaN are
+    # skipped.
+    scaler: Any = None
 
     @property
     def progress(self) -> float:
         return self.epoch + self.batch_in_epoch / max(1, self.steps_per_epoch)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        scaled_backward(loss, self.scaler)
+
+    def optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        scaled_step(optimizer, self.scaler)
+
+    def update_scale(self) -> None:
+        """Adjust the gradient scale once per training step, after the step's last ``ctx.optimizer_step``."""
+        if self.scaler is not None:
+            self.scaler.update()
+
+
+def scaled_backward(loss: torch.Tensor, scaler: Any = None) -> None:
+    """``loss.backward()``, through ``scaler.scale`` when a GradScaler is given (fp16 training)."""
+    (scaler.scale(loss) if scaler is not None else loss).backward()
+
+
+def scaled_step(optimizer: torch.optim.Optimizer, scaler: Any = None) -> None:
+    """``optimizer.step()``, through ``scaler.step`` when a GradScaler is given (unscales the gradients first, skips
+    the step when they hold inf/NaN)."""
+    if scaler is not None:
+        scaler.step(optimizer)
+    else:
+        optimizer.step()
 
 
 @dataclass
