@@ -123,6 +123,9 @@ class Method(nn.Module):
     name: ClassVar[str]
     Options: ClassVar[type[MethodOptions]]
     manual_optimization: ClassVar[bool] = False  # True: train_step does backward/step itself (PIAP-DF)
+    # True: every BatchNorm layer stays in eval mode (running statistics) when the method is put in training mode;
+    # the engine sets it for optim.freeze_bn (a method may set it from its own options)
+    batchnorm_frozen: bool = False
 
     def __init__(self, options: MethodOptions, info: DatasetInfo):
         super().__init__()
@@ -136,6 +139,14 @@ class Method(nn.Module):
         self.register_buffer("class_weights", torch.as_tensor(w, dtype=torch.float32).clone(), persistent=True)
 
     # --- training ----------------------------------------------------------------------------------------
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode and self.batchnorm_frozen:
+            for m in self.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self
+
     def data_spec(self) -> DataSpec:
         return DataSpec()
 
