@@ -69,14 +69,13 @@ class _Video:
 
 class _Index:
     aus, num_aus = (1, 2), 2
-    videos = [_Video(i, 3 + i) for i in range(3)]
+    videos = tuple(_Video(i, 3 + i) for i in range(3))
 
 
 def _no_cpu_backend_worker(rank: int, port: int, run_dir: str, out) -> None:
     """Rank ``rank`` of a 2-process gloo group registered for CUDA tensors only, so that a collective on a CPU
     tensor fails exactly as under NCCL ("No backend type associated with device type cpu")."""
     import torch.distributed as dist
-
     from engine_fakes import FakeBatches, config, info, make_validate
 
     from auspread.engine.loop import Trainer, seed_everything

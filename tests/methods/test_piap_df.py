@@ -207,7 +207,7 @@ def test_stage_updates_step_through_the_context_scaler():
     batch = _batch(1, b=4)
     after = []
     for scaler in (None, torch.amp.GradScaler("cpu", init_scale=1024.0, growth_interval=1)):
-        m = _method("baseline", stage_epochs=dict(main=1))
+        m = _method("baseline", stage_epochs={"main": 1})
         opts = m.configure_optimizers(optimizer_factory(OptimConfig(optimizer="sgd", lr=0.1, momentum=0.0, weight_decay=0.0)))
         m.train()
         m.train_step(batch, StepContext(epoch=0, step=0, batch_in_epoch=0, steps_per_epoch=1, epochs=m.total_epochs,
