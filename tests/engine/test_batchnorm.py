@@ -75,3 +75,14 @@ def test_sync_bn_refuses_cpu_processes_and_freeze_bn_together():
     with pytest.raises(ConfigError, match="contradict"):
         configure_batchnorm(_method("supervised"), OptimConfig(sync_bn=True, freeze_bn=True), DistInfo(), CPU)
 
+
+
+def test_training_refuses_sync_bn_on_cpu_processes_before_any_work(tmp_path, monkeypatch):
+    from auspread.engine import distributed
+    from auspread.engine.run import run_training
+
+    monkeypatch.setattr(distributed, "init_distributed", lambda device: TWO)
+    cfg = config(tmp_path / "runs", "optim.sync_bn=true", "device=cpu")
+    with pytest.raises(ConfigError, match="optim.sync_bn=true needs CUDA devices"):
+        run_training(cfg, progress=False)
+    assert not (tmp_path / "runs").exists()

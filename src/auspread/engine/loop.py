@@ -177,17 +177,22 @@ def configure_batchnorm(method: Method, cfg: OptimConfig, dist: D.DistInfo, devi
     forward passes do not depend on the data), as SyncBatchNorm's collectives require. With one process
     ``sync_bn`` changes nothing: BatchNorm already sees the whole batch.
     """
-    if cfg.sync_bn and cfg.freeze_bn:
-        raise ConfigError("optim.sync_bn=true and optim.freeze_bn=true contradict each other (frozen BatchNorm layers "
-                          "use running statistics and synchronise nothing): choose one")
+    check_batchnorm_options(cfg, dist, device)
     if cfg.freeze_bn:
         method.batchnorm_frozen = True
     if cfg.sync_bn and dist.enabled:
-        if device.type != "cuda":
-            raise ConfigError(f"optim.sync_bn=true needs CUDA devices: torch's SyncBatchNorm does not train on "
-                              f"{device.type} tensors. With {dist.world_size} {device.type} processes use "
-                              "optim.freeze_bn=true (running statistics) or optim.sync_bn=false (per-process statistics)")
         nn.SyncBatchNorm.convert_sync_batchnorm(method)
+
+
+def check_batchnorm_options(cfg: OptimConfig, dist: D.DistInfo, device: torch.device) -> None:
+    """Refuse ``optim.sync_bn``/``optim.freeze_bn`` settings that cannot run here (called before a run starts)."""
+    if cfg.sync_bn and cfg.freeze_bn:
+        raise ConfigError("optim.sync_bn=true and optim.freeze_bn=true contradict each other (frozen BatchNorm layers "
+                          "use running statistics and synchronise nothing): choose one")
+    if cfg.sync_bn and dist.enabled and device.type != "cuda":
+        raise ConfigError(f"optim.sync_bn=true needs CUDA devices: torch's SyncBatchNorm does not train on "
+                          f"{device.type} tensors. With {dist.world_size} {device.type} processes use "
+                          "optim.freeze_bn=true (running statistics) or optim.sync_bn=false (per-process statistics)")
 
 
 # --- mixed precision ------------------------------------------------------------------------------------------
