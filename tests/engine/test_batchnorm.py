@@ -2,9 +2,8 @@
 
 import pytest
 import torch
-from torch import nn
-
 from engine_fakes import FakeBatches, config, info
+from torch import nn
 
 from auspread.engine.config import OptimConfig
 from auspread.engine.distributed import DistInfo
