@@ -1,11 +1,13 @@
-"""Multi-process training on CPU (gloo): gradient averaging, and a 2-process torchrun run that matches the
-single-process run with the same global batch."""
+"""Multi-process training on CPU (gloo): gradient averaging, every collective under a process group without a
+CPU backend (as NCCL is), and a 2-process torchrun run that matches the single-process run with the same global
+batch."""
 
 import os
 import socket
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
@@ -22,6 +24,7 @@ def _free_port() -> int:
 def _sync_worker(rank: int, port: int, out) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank))
     info = D.init_distributed(torch.device("cpu"))
+    assert D.cpu_group() is None  # gloo serves CPU tensors itself: no side group
     try:
         a = torch.nn.Parameter(torch.zeros(3))
         b = torch.nn.Parameter(torch.zeros(2, 2))
@@ -46,6 +49,88 @@ def test_sync_gradients_averages_over_two_processes():
     for rank, a, b, unused, counts, loss in res:
         assert a == [1.5] * 3 and b == [5.0] * 4 and unused == [0.5]
         assert counts == 3 and loss == 0.5
+
+
+class _FixedMethod(torch.nn.Module):
+    """Predicts ``offset`` for every frame and AU (evaluate_split never reads the store then)."""
+
+    def predict_video(self, chunks, num_frames):
+        return torch.full((num_frames, 2), float(self.offset))
+
+
+class _Video:
+    def __init__(self, i: int, n: int):
+        self.video_id, self.labels = f"v{i}", np.ones((n, 2), dtype=np.int8)
+        self.frame_numbers = np.arange(n)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+class _Index:
+    aus, num_aus = (1, 2), 2
+    videos = tuple(_Video(i, 3 + i) for i in range(3))
+
+
+def _no_cpu_backend_worker(rank: int, port: int, run_dir: str, out) -> None:
+    """Rank ``rank`` of a 2-process gloo group registered for CUDA tensors only, so that a collective on a CPU
+    tensor fails exactly as under NCCL ("No backend type associated with device type cpu")."""
+    import torch.distributed as dist
+    from engine_fakes import FakeBatches, config, info, make_validate
+
+    from auspread.engine.loop import Trainer, seed_everything
+    from auspread.engine.run import build_method
+    from auspread.evaluation.dense import evaluate_split
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank))
+    dist.init_process_group(backend="cuda:gloo", rank=rank, world_size=2)
+    try:
+        with pytest.raises(RuntimeError, match="No backend type associated with device type cpu"):
+            dist.all_reduce(torch.ones(1))  # the failure this test guards against
+        d = D.init_distributed(torch.device("cpu"))
+        assert D.group_device_types() == {"cuda"} and D.cpu_group() is not None
+        a = torch.nn.Parameter(torch.zeros(2))
+        a.grad = torch.full((2,), float(rank))
+        D.sync_gradients([a])
+        m = torch.nn.BatchNorm1d(2)
+        m.running_mean.fill_(rank + 1.0)
+        D.broadcast_module(m)
+        res = {"grad": a.grad.tolist(), "bn": m.running_mean.tolist(), "sum": D.all_reduce_sum(torch.tensor([rank + 1])).item(),
+               "mean": D.all_reduce_mean({"loss": float(rank)})["loss"], "gathered": D.gather_objects(rank),
+               "bcast": D.broadcast_object(f"from {rank}")}
+        D.barrier()
+        # one epoch of the trainer (gradient sync, buffer broadcast, log means, RNG gather, barrier)
+        cfg = config(run_dir, "optim.epochs=1", "method.freeze_bn=true")
+        seed_everything(cfg.seed)
+        t = Trainer(cfg, build_method(cfg, info(32)), FakeBatches(n=16, rank=rank, world_size=2), make_validate(),
+                    run_dir, torch.device("cpu"), d, progress=False)
+        res["steps"] = t.fit().steps
+        # dense evaluation: counts summed and (validation thresholds) predictions gathered over ranks
+        method = _FixedMethod()
+        method.offset = 0.9 if rank == 0 else 0.1  # rank 0 predicts every AU present, rank 1 absent
+        scores, preds = evaluate_split(method, None, _Index(), None, torch.device("cpu"), dist=d, keep_predictions=True)
+        res["support"] = scores.support.tolist()
+        res["recall"] = scores.recall.tolist()
+        res["preds"] = None if preds is None else [float(p[0, 0]) for p in preds.probs]
+        out.put((rank, res))
+    finally:
+        D.cleanup()
+
+
+def test_collectives_work_without_a_cpu_backend(tmp_path):
+    ctx = mp.get_context("spawn")
+    q = ctx.SimpleQueue()
+    mp.start_processes(_no_cpu_backend_worker, args=(_free_port(), str(tmp_path / "run"), q), nprocs=2,
+                       start_method="spawn")
+    res = dict(q.get() for _ in range(2))
+    for rank, r in res.items():
+        assert r["grad"] == [0.5, 0.5] and r["bn"] == [1.0, 1.0] and r["sum"] == 3 and r["mean"] == 0.5
+        assert r["gathered"] == ([0, 1] if rank == 0 else None) and r["bcast"] == "from 0"
+        assert r["steps"] == 2
+        # videos 0, 2 on rank 0 (3 + 5 frames, all predicted present), video 1 on rank 1 (4 frames, absent)
+        assert r["support"] == [12, 12] and r["recall"] == pytest.approx([8 / 12] * 2)
+    assert res[0]["preds"] == pytest.approx([0.9, 0.1, 0.9]) and res[1]["preds"] is None
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
 
 
 def test_single_process_helpers_are_no_ops():

@@ -26,12 +26,59 @@ def test_auto_on_cpu_follows_native_bf16(monkeypatch, fresh_warnings, native, ex
     assert precision.resolve_amp("auto", CPU) == expected
 
 
-def test_auto_on_cuda_prefers_bf16_then_fp16(monkeypatch):
-    cuda = torch.device("cuda")
+@pytest.mark.parametrize("capability, expected", [((7, 0), "fp16"), ((7, 5), "fp16"), ((8, 0), "bf16"), ((9, 0), "bf16")])
+def test_auto_on_cuda_is_bf16_from_compute_capability_8_else_fp16(monkeypatch, capability, expected):
+    # torch.cuda.is_bf16_supported() answers True on V100/T4/2080 Ti too (emulated bf16): it must not decide
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    assert precision.resolve_amp("auto", cuda) == "bf16"
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
-    assert precision.resolve_amp("auto", cuda) == "fp16"
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: capability)
+    assert precision.resolve_amp("auto", torch.device("cuda")) == expected
+
+
+def test_explicit_bf16_on_an_emulating_gpu_warns_once(monkeypatch, fresh_warnings, capsys):
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: (7, 5))
+    assert precision.resolve_amp("bf16", torch.device("cuda")) == "bf16"
+    assert precision.resolve_amp("bf16", torch.device("cuda")) == "bf16"
+    err = capsys.readouterr().err
+    assert err.count("compute capability 7.5") == 1 and "fp16" in err
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: (8, 6))
+    monkeypatch.setattr(precision, "_warned", set())
+    assert precision.resolve_amp("bf16", torch.device("cuda")) == "bf16" and capsys.readouterr().err == ""
+
+
+def test_predict_auto_precision_follows_the_same_gpu_rule(monkeypatch):
+    from auspread.predict.pipeline import auto_precision
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: (7, 5))
+    assert auto_precision(torch.device("cuda")) == "off"
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: (8, 0))
+    assert auto_precision(torch.device("cuda")) == "bf16"
+
+
+def test_fp16_trainer_gives_manual_methods_its_grad_scaler(tmp_path, monkeypatch):
+    """On a GPU without native bf16 ``auto`` trains in fp16: the trainer makes a GradScaler and hands it to methods
+    that optimise themselves (StepContext.scaler), which step through it."""
+    from auspread.engine import loop
+    from auspread.methods.base import StepOutput
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: (7, 5))
+    monkeypatch.setattr(loop, "resolve_amp", lambda amp, device: precision.resolve_amp(amp, torch.device("cuda")))
+    monkeypatch.setattr(loop, "autocast_factory", lambda amp, device: None)  # no CUDA autocast on this machine
+    cfg = config(tmp_path, "optim.amp=auto", "optim.epochs=1")
+    method = build_method(cfg, info(32))
+    seen = []
+
+    def manual_step(batch, ctx):
+        seen.append(ctx.scaler)
+        return StepOutput(None, {"loss": 0.0})
+
+    monkeypatch.setattr(type(method), "manual_optimization", True)
+    monkeypatch.setattr(method, "train_step", manual_step)
+    with pytest.warns(UserWarning, match="CUDA is not available"):  # the CUDA GradScaler on a CPU-only machine
+        t = Trainer(cfg, method, FakeBatches(), None, tmp_path / "r", CPU, progress=False)
+    assert t.amp == "fp16" and isinstance(t.scaler, torch.amp.GradScaler)
+    t.fit()
+    assert seen and all(s is t.scaler for s in seen)
 
 
 def test_explicit_values_are_kept(monkeypatch, fresh_warnings, capsys):

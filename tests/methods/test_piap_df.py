@@ -151,7 +151,7 @@ def test_person_weights_replace_the_person_stage(tmp_path):
 
 
 # --- Discrete Feedback on a toy problem ----------------------------------------------------------------------------
-def _toy(w_teacher: float, feedback: str, enabled: bool = True):
+def _toy(w_teacher: float, feedback: str, enabled: bool = True, scaler=None):
     """1-D logistic teacher and student (one weight each, no bias) on symmetric separable data: y = [x > 0]."""
     x = torch.linspace(-2, 2, 16).view(-1, 1)
     y = (x > 0).float()
@@ -162,7 +162,8 @@ def _toy(w_teacher: float, feedback: str, enabled: bool = True):
     t_opt = torch.optim.SGD(teacher.parameters(), lr=0.5)
     s_opt = torch.optim.SGD(student.parameters(), lr=0.5)
     r = discrete_feedback_step(teacher, student, lambda out, lab, split: F.binary_cross_entropy_with_logits(out, lab),
-                               lambda out: (out > 0).float(), x, x, y, t_opt, s_opt, enabled, feedback=feedback)
+                               lambda out: (out > 0).float(), x, x, y, t_opt, s_opt, enabled, feedback=feedback,
+                               scaler=scaler)
     return float(teacher.weight.detach()), r
 
 
@@ -188,6 +189,33 @@ def test_disabled_feedback_is_the_labelled_update_only():
     wt = torch.tensor([[0.5]], requires_grad=True)
     F.binary_cross_entropy_with_logits(x @ wt.T, (x > 0).float()).backward()
     assert w == pytest.approx(0.5 - 0.5 * float(wt.grad), rel=1e-6)
+
+
+# --- fp16 gradient scaling (GPUs without native bf16) ------------------------------------------------------------
+@pytest.mark.parametrize("feedback", ["gradient", "loss_change"])
+def test_df_step_through_a_grad_scaler_is_the_unscaled_step(feedback):
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0, growth_interval=1)
+    w_plain, r_plain = _toy(0.5, feedback)
+    w_scaled, r_scaled = _toy(0.5, feedback, scaler=scaler)
+    assert w_scaled == pytest.approx(w_plain, rel=1e-5) and r_scaled.fb == pytest.approx(r_plain.fb, rel=1e-5)
+    assert scaler.get_scale() == 2048.0  # one update after the step, both optimisers' gradients finite
+
+
+def test_stage_updates_step_through_the_context_scaler():
+    """A stage's update with ctx.scaler equals the plain update (gradients unscaled before SGD steps), and the scale
+    is updated once per step."""
+    batch = _batch(1, b=4)
+    after = []
+    for scaler in (None, torch.amp.GradScaler("cpu", init_scale=1024.0, growth_interval=1)):
+        m = _method("baseline", stage_epochs={"main": 1})
+        opts = m.configure_optimizers(optimizer_factory(OptimConfig(optimizer="sgd", lr=0.1, momentum=0.0, weight_decay=0.0)))
+        m.train()
+        m.train_step(batch, StepContext(epoch=0, step=0, batch_in_epoch=0, steps_per_epoch=1, epochs=m.total_epochs,
+                                        device=torch.device("cpu"), optimizers=opts, scaler=scaler))
+        after.append(torch.cat([p.detach().flatten() for p in m.main.parameters()]))
+        if scaler is not None:
+            assert scaler.get_scale() == 2048.0
+    assert torch.allclose(after[0], after[1], rtol=1e-4, atol=1e-6)
 
 
 # --- inference -----------------------------------------------------------------------------------------------------

@@ -43,6 +43,11 @@ class OptimConfig(_Strict):
     # fused optimiser kernels (Adam, AdamW, SGD) where torch has them for the device: the same update to float
     # rounding, several times faster on CPU (docs/BENCHMARKS.md, "Fused optimiser and channels-last in training")
     fused: bool = True
+    # BatchNorm with several processes (any method; docs/training.md "Multi-GPU and multi-node"): sync_bn normalises
+    # with statistics over the global batch (torch's SyncBatchNorm, CUDA only); freeze_bn keeps every BatchNorm
+    # layer on its running statistics during training (a per-sample network; the affine weights still train)
+    sync_bn: bool = False
+    freeze_bn: bool = False
 
 
 class RunConfig(_Strict):

@@ -13,6 +13,12 @@ student). Instead the engine averages gradients explicitly with :func:`sync_grad
 before ``optimizer.step()`` (methods with manual optimisation call it through ``StepContext.sync_gradients``),
 and broadcasts buffers (BatchNorm statistics) from rank 0 after each step, as DDP does. The cost is that the
 all-reduce does not overlap the backward pass; for the models here that is small.
+
+Which group carries a collective: NCCL (the CUDA process group) serves CUDA tensors only, and a collective on a
+CPU tensor raises "No backend type associated with device type cpu". Tensors therefore go to the default group
+only when it has a backend for their device type; CPU tensors otherwise go through a gloo side group, created
+once when the process joins (:func:`cpu_group`). Picklable objects (run folder, RNG states, gathered validation
+predictions) and barriers always use the CPU-capable group, so they never need a CUDA staging buffer.
 """
 
 from __future__ import annotations
@@ -76,6 +82,8 @@ def init_distributed(device: torch.device) -> DistInfo:
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group(backend=backend, timeout=timedelta(minutes=30))
+    backend = dist.get_backend()
+    cpu_group()  # collective: every rank creates the gloo side group (if one is needed) at the same point
     if device.type == "cpu":
         local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
@@ -85,10 +93,43 @@ def init_distributed(device: torch.device) -> DistInfo:
 def cleanup() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+    _side_groups.clear()
 
 
 def _active() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def group_device_types() -> set[str]:
+    """Device types the default process group has a backend for, from ``get_backend_config()`` (``"cuda:nccl"``
+    → ``{"cuda"}``; ``"gloo"`` → ``"cpu:gloo,cuda:gloo"`` → ``{"cpu", "cuda"}``)."""
+    config = dist.get_backend_config()
+    return {part.split(":", 1)[0].strip() for part in config.split(",") if ":" in part}
+
+
+_side_groups: dict[int, Any] = {}  # id(default group) → gloo side group for CPU tensors and objects
+
+
+def cpu_group():
+    """The group that carries CPU tensors and picklable objects: ``None`` (the default group) when the default
+    group has a CPU backend (gloo), else a gloo group over the same ranks, created on first use. Creating a group
+    is collective, so :func:`init_distributed` calls this once on every rank."""
+    if "cpu" in group_device_types():
+        return None
+    key = id(dist.group.WORLD)
+    if key not in _side_groups:
+        _side_groups[key] = dist.new_group(backend="gloo")
+    return _side_groups[key]
+
+
+def _group_for(device: torch.device):
+    """The group for a tensor collective on ``device``: the default group where it serves that device type, the
+    gloo side group for CPU tensors otherwise."""
+    if device.type in group_device_types():
+        return None
+    if device.type == "cpu":
+        return cpu_group()
+    raise RuntimeError(f"the process group ({dist.get_backend_config()}) has no backend for {device.type} tensors")
 
 
 def sync_gradients(params: Iterable[nn.Parameter]) -> None:
@@ -109,7 +150,7 @@ def sync_gradients(params: Iterable[nn.Parameter]) -> None:
         groups.setdefault((p.grad.dtype, p.grad.device), []).append(p.grad)
     for grads in groups.values():
         flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM, group=_group_for(flat.device))
         flat /= world
         off = 0
         for g in grads:
@@ -125,7 +166,7 @@ def broadcast_module(module: nn.Module, src: int = 0, buffers_only: bool = False
     tensors = [] if buffers_only else [p.data for p in module.parameters()]
     tensors += [b for b in module.buffers()]
     for t in tensors:
-        dist.broadcast(t, src)
+        dist.broadcast(t, src, group=_group_for(t.device))
 
 
 def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
@@ -133,7 +174,7 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     if not _active():
         return t
     t = t.clone()
-    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM, group=_group_for(t.device))
     return t
 
 
@@ -143,7 +184,7 @@ def all_reduce_mean(values: dict[str, float]) -> dict[str, float]:
         return values
     keys = sorted(values)
     t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
-    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM, group=_group_for(t.device))
     t /= dist.get_world_size()
     return dict(zip(keys, t.tolist()))
 
@@ -153,7 +194,7 @@ def gather_objects(obj: Any, dst: int = 0) -> list[Any] | None:
     if not _active():
         return [obj]
     out: list[Any] = [None] * dist.get_world_size() if dist.get_rank() == dst else None
-    dist.gather_object(obj, out, dst=dst)
+    dist.gather_object(obj, out, dst=dst, group=cpu_group())
     return out
 
 
@@ -161,14 +202,15 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     if not _active():
         return obj
     box = [obj]
-    dist.broadcast_object_list(box, src=src)
+    dist.broadcast_object_list(box, src=src, group=cpu_group())
     return box[0]
 
 
 def barrier() -> None:
     if _active():
-        dist.barrier()
+        dist.barrier(group=cpu_group())
 
 
 __all__ = ["DistInfo", "init_distributed", "cleanup", "sync_gradients", "broadcast_module", "all_reduce_sum",
-           "all_reduce_mean", "gather_objects", "broadcast_object", "barrier", "resolve_device", "env_world_size"]
+           "all_reduce_mean", "gather_objects", "broadcast_object", "barrier", "resolve_device", "env_world_size",
+           "cpu_group", "group_device_types"]

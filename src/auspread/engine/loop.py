@@ -165,6 +165,36 @@ class ModelEMA:
         self.module.load_state_dict(state)
 
 
+# --- BatchNorm across processes -----------------------------------------------------------------------------------
+def configure_batchnorm(method: Method, cfg: OptimConfig, dist: D.DistInfo, device: torch.device) -> None:
+    """Apply ``optim.freeze_bn`` and ``optim.sync_bn`` to any method, in place, before its optimisers exist.
+
+    ``freeze_bn``: every BatchNorm layer of the method (students, teachers, heads) normalises with its running
+    statistics while training. ``sync_bn`` with several processes: every BatchNorm layer becomes a
+    ``torch.nn.SyncBatchNorm`` (the same parameters and state-dict keys), so training normalises with the mean and
+    variance of the global batch; teachers and EMA copies in eval mode use running statistics and synchronise
+    nothing. Every rank runs the same layers the same number of times per step (true of every method here, whose
+    forward passes do not depend on the data), as SyncBatchNorm's collectives require. With one process
+    ``sync_bn`` changes nothing: BatchNorm already sees the whole batch.
+    """
+    check_batchnorm_options(cfg, dist, device)
+    if cfg.freeze_bn:
+        method.batchnorm_frozen = True
+    if cfg.sync_bn and dist.enabled:
+        nn.SyncBatchNorm.convert_sync_batchnorm(method)
+
+
+def check_batchnorm_options(cfg: OptimConfig, dist: D.DistInfo, device: torch.device) -> None:
+    """Refuse ``optim.sync_bn``/``optim.freeze_bn`` settings that cannot run here (called before a run starts)."""
+    if cfg.sync_bn and cfg.freeze_bn:
+        raise ConfigError("optim.sync_bn=true and optim.freeze_bn=true contradict each other (frozen BatchNorm layers "
+                          "use running statistics and synchronise nothing): choose one")
+    if cfg.sync_bn and dist.enabled and device.type != "cuda":
+        raise ConfigError(f"optim.sync_bn=true needs CUDA devices: torch's SyncBatchNorm does not train on "
+                          f"{device.type} tensors. With {dist.world_size} {device.type} processes use "
+                          "optim.freeze_bn=true (running statistics) or optim.sync_bn=false (per-process statistics)")
+
+
 # --- mixed precision ------------------------------------------------------------------------------------------
 def autocast_factory(amp: str, device: torch.device) -> Callable[[], contextlib.AbstractContextManager] | None:
     """``bf16``: ``torch.autocast(device, bfloat16)`` (CPU and CUDA); ``fp16``: CUDA only (with a GradScaler);
@@ -243,6 +273,7 @@ class Trainer:
         if n == 0:
             raise RunError(f"{run_dir}: no training batches (no labelled training frames for this label policy?)")
         self.steps_per_epoch = min(n, oc.steps_per_epoch) if oc.steps_per_epoch else n
+        configure_batchnorm(method, oc, dist, device)
         self.optimizers = method.configure_optimizers(optimizer_factory(oc))
         self.schedule = LRSchedule(oc, self.steps_per_epoch, self.optimizers, method.schedule_restarts())
         self.amp = resolve_amp(oc.amp, device)  # "auto" → what this device runs natively
@@ -378,7 +409,7 @@ class Trainer:
                     batch = to_device(batch, self.device)
                     ctx = StepContext(epoch=e, step=self.step, batch_in_epoch=b, steps_per_epoch=spe, epochs=epochs,
                                       device=self.device, optimizers=self.optimizers,
-                                      sync_gradients=D.sync_gradients, autocast=self.autocast)
+                                      sync_gradients=D.sync_gradients, autocast=self.autocast, scaler=self.scaler)
                     out = self._train_step(batch, ctx)
                     nf = batch_frames(batch) * self.dist.world_size
                     ep_frames += nf

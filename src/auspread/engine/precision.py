@@ -2,7 +2,10 @@
 
 ``auto`` (the packaged configs' setting) picks the fastest precision the device runs natively:
 
-* CUDA: bf16 where the GPU supports it (Ampere and later), else fp16 with a gradient scaler;
+* CUDA: bf16 on GPUs that compute it natively (compute capability 8.0 and later: Ampere, Ada, Hopper, ...),
+  else fp16 with a gradient scaler. ``torch.cuda.is_bf16_supported()`` is not the test: it also answers True on
+  Volta and Turing (V100, T4, RTX 2080 Ti), which emulate bf16 without bf16 tensor cores, while their fp16 tensor
+  cores are native;
 * CPU: bf16 only where the processor computes it with oneDNN bf16 support (AVX-512-class CPUs;
   AMX is fastest), as `torch.ops.mkldnn._is_mkldnn_bf16_supported()` reports, else fp32.
   On a CPU without native bf16 (for example AVX2-only processors) PyTorch emulates bf16 convolutions: measured on
@@ -10,7 +13,7 @@
   (docs/BENCHMARKS.md), while on an AMX CPU bf16 is about 2× faster than fp32;
 * anything else (MPS, …): fp32.
 
-An explicit ``bf16`` is honoured everywhere, with one warning on a CPU that would emulate it.
+An explicit ``bf16`` is honoured everywhere, with one warning on a CPU or GPU that would emulate it.
 """
 
 from __future__ import annotations
@@ -50,6 +53,11 @@ def cpu_description() -> str:
     return f"{name}, {os.cpu_count() or 1} CPUs, {'native bf16' if cpu_has_native_bf16() else 'no native bf16'}"
 
 
+def cuda_has_native_bf16(device: torch.device) -> bool:
+    """True when the CUDA ``device`` has bf16 tensor cores (compute capability >= 8.0)."""
+    return torch.cuda.get_device_capability(device) >= (8, 0)
+
+
 _warned: set[str] = set()
 
 
@@ -63,7 +71,7 @@ def resolve_amp(amp: str, device: torch.device) -> Amp:
     """The precision actually used for ``optim.amp`` (``off``, ``bf16``, ``fp16`` or ``auto``) on ``device``."""
     if amp == "auto":
         if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+            return "bf16" if cuda_has_native_bf16(device) else "fp16"
         if device.type == "cpu" and cpu_has_native_bf16():
             return "bf16"
         if device.type == "cpu":
@@ -74,6 +82,11 @@ def resolve_amp(amp: str, device: torch.device) -> Amp:
         _say_once("bf16-cpu", "warning: optim.amp=bf16 on a CPU without native bf16 (no AVX-512/AMX): PyTorch "
                               "emulates it, measured 27x slower than fp32 for ResNet-18 training; use optim.amp=auto "
                               "or optim.amp=off")
+    if amp == "bf16" and device.type == "cuda" and not cuda_has_native_bf16(device):
+        major, minor = torch.cuda.get_device_capability(device)
+        _say_once("bf16-cuda", f"warning: optim.amp=bf16 on a GPU of compute capability {major}.{minor} (bf16 is "
+                               "native from 8.0): it is emulated and slower; optim.amp=auto uses fp16 with a gradient "
+                               "scaler there")
     if amp not in ("off", "bf16", "fp16"):
         raise ValueError(f"unknown amp {amp!r}")
     return amp  # type: ignore[return-value]

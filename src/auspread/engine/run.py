@@ -244,6 +244,9 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
     if cfg.optim.batch_size % dist.world_size:
         raise ConfigError(f"optim.batch_size={cfg.optim.batch_size} (the global batch) must be divisible by the "
                           f"number of processes ({dist.world_size})")
+    from auspread.engine.loop import check_batchnorm_options
+
+    check_batchnorm_options(cfg.optim, dist, device)  # before any data or run folder
 
     seed_everything(cfg.seed)
     index = read_index(cfg.data, progress=show) if dist.is_main else None  # rank 0 generates synthetic data once

@@ -72,10 +72,40 @@ class StepContext:
     optimizers: list[torch.optim.Optimizer] = field(default_factory=list)
     sync_gradients: Callable[[Iterable[nn.Parameter]], None] = lambda params: None
     autocast: Callable[[], Any] | None = None  # context manager factory for mixed precision
+    # the engine's torch.amp.GradScaler when training in fp16 (None otherwise). Methods with manual_optimization
+    # back-propagate with ``ctx.backward(loss)``, step with ``ctx.optimizer_step(optimizer)`` and end the training
+    # step with ``ctx.update_scale()``, so fp16 gradients are scaled against underflow and steps with inf/NaN are
+    # skipped.
+    scaler: Any = None
 
     @property
     def progress(self) -> float:
         return self.epoch + self.batch_in_epoch / max(1, self.steps_per_epoch)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        scaled_backward(loss, self.scaler)
+
+    def optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        scaled_step(optimizer, self.scaler)
+
+    def update_scale(self) -> None:
+        """Adjust the gradient scale once per training step, after the step's last ``ctx.optimizer_step``."""
+        if self.scaler is not None:
+            self.scaler.update()
+
+
+def scaled_backward(loss: torch.Tensor, scaler: Any = None) -> None:
+    """``loss.backward()``, through ``scaler.scale`` when a GradScaler is given (fp16 training)."""
+    (scaler.scale(loss) if scaler is not None else loss).backward()
+
+
+def scaled_step(optimizer: torch.optim.Optimizer, scaler: Any = None) -> None:
+    """``optimizer.step()``, through ``scaler.step`` when a GradScaler is given (unscales the gradients first, skips
+    the step when they hold inf/NaN)."""
+    if scaler is not None:
+        scaler.step(optimizer)
+    else:
+        optimizer.step()
 
 
 @dataclass
@@ -93,6 +123,9 @@ class Method(nn.Module):
     name: ClassVar[str]
     Options: ClassVar[type[MethodOptions]]
     manual_optimization: ClassVar[bool] = False  # True: train_step does backward/step itself (PIAP-DF)
+    # True: every BatchNorm layer stays in eval mode (running statistics) when the method is put in training mode;
+    # the engine sets it for optim.freeze_bn (a method may set it from its own options)
+    batchnorm_frozen: bool = False
 
     def __init__(self, options: MethodOptions, info: DatasetInfo):
         super().__init__()
@@ -106,6 +139,14 @@ class Method(nn.Module):
         self.register_buffer("class_weights", torch.as_tensor(w, dtype=torch.float32).clone(), persistent=True)
 
     # --- training ----------------------------------------------------------------------------------------
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode and self.batchnorm_frozen:
+            for m in self.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self
+
     def data_spec(self) -> DataSpec:
         return DataSpec()
 

@@ -37,7 +37,8 @@ from auspread.losses.discrete_feedback import (discrete_feedback, feedback_enabl
 from auspread.losses.orthogonality import orthogonality_loss
 from auspread.losses.pixel_bce import pixel_bce
 from auspread.losses.weighted_bce import weighted_bce_with_logits
-from auspread.methods.base import DataSpec, DatasetInfo, Method, MethodOptions, StepContext, StepOutput, register_method
+from auspread.methods.base import (DataSpec, DatasetInfo, Method, MethodOptions, StepContext, StepOutput,
+                                   register_method, scaled_backward, scaled_step)
 from auspread.models.piap import (DWUNet, EncoderArch, LogitsOf, PersonNet, PI2Net, PIAPNet, PIMapSpec,
                                   ProbabilityModule, pi_maps, to_68_points)
 
@@ -127,7 +128,7 @@ def discrete_feedback_step(
     x_u: torch.Tensor, x_l: torch.Tensor, y_l: torch.Tensor,
     teacher_opt: torch.optim.Optimizer, student_opt: torch.optim.Optimizer, enabled: bool,
     feedback: str = "gradient", positive: float = 1.0, negative: float = -0.1,
-    sync: Callable[[list[nn.Parameter]], None] = lambda ps: None,
+    sync: Callable[[list[nn.Parameter]], None] = lambda ps: None, scaler=None,
 ) -> DFStepResult:
     """One step of Discrete Feedback (§3.3). ``teacher(x)``/``student(x)`` give outputs, ``loss(out, y, split)``
     is L_PIAP against labels ``y`` (split "u" or "l" selects the frozen PI-map / person targets of that input),
@@ -136,6 +137,10 @@ def discrete_feedback_step(
     1. Y_p = pseudo(f_θ(x_u)); student ξ' = ξ − η g_{ξ,u} with g_{ξ,u} = ∇_ξ L(f_ξ(x_u), Y_p)   (Eq. 7–8)
     2. fb = g_{ξ',l}ᵀ g_{ξ,u} (``feedback="gradient"``, Eq. 9–10) or L_l(ξ) − L_l(ξ') (``"loss_change"``)
     3. fb_D = σ h(fb); teacher θ' = θ − η (fb_D g_{θ,u} + g_{θ,l}), g_{θ,u} = ∇_θ L(f_θ(x_u), Y_p)   (Eq. 10–11)
+
+    With a GradScaler (``scaler``, fp16 training) every loss is scaled before ``backward``, both optimisers step
+    through the scaler (a step whose gradients overflowed is skipped) and the scale is updated once at the end;
+    the feedback dot product uses unscaled gradients.
     """
     s_params, t_params = _opt_params(student_opt), _opt_params(teacher_opt)
     out_t_u = teacher(x_u)
@@ -143,21 +148,24 @@ def discrete_feedback_step(
     # student on pseudo-labels (Eq. 7-8)
     student_opt.zero_grad(set_to_none=True)
     ls_u = loss(student(x_u), y_p, "u")
-    ls_u.backward()
+    scaled_backward(ls_u, scaler)
     sync(s_params)
+    if scaler is not None:
+        scaler.unscale_(student_opt)
     g_u = [p.grad.detach().clone() if p.grad is not None else None for p in s_params]
     before = None
     if feedback == "loss_change":
         with torch.no_grad():
             before = loss(student(x_l), y_l, "l")
-    student_opt.step()
+    scaled_step(student_opt, scaler)
     # feedback on labelled data (Eq. 9-10)
     student_opt.zero_grad(set_to_none=True)
     if feedback == "gradient":
         ls_l = loss(student(x_l), y_l, "l")
-        ls_l.backward()
+        scaled_backward(ls_l, scaler)
         sync(s_params)
-        fb = gradient_feedback([p.grad for p in s_params], g_u)
+        unscale = 1.0 / scaler.get_scale() if scaler is not None else 1.0
+        fb = gradient_feedback([p.grad * unscale if p.grad is not None else None for p in s_params], g_u)
         student_opt.zero_grad(set_to_none=True)
     elif feedback == "loss_change":
         with torch.no_grad():
@@ -170,10 +178,12 @@ def discrete_feedback_step(
     teacher_opt.zero_grad(set_to_none=True)
     lt_u = loss(out_t_u, y_p, "u")
     lt_l = loss(teacher(x_l), y_l, "l")
-    (fb_d * lt_u + lt_l).backward()
+    scaled_backward(fb_d * lt_u + lt_l, scaler)
     sync(t_params)
-    teacher_opt.step()
+    scaled_step(teacher_opt, scaler)
     teacher_opt.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.update()
     return DFStepResult(float(fb), fb_d, float(ls_u.detach()), float(ls_l.detach()), float(lt_u.detach()),
                         float(lt_l.detach()), float(y_p.float().mean()))
 
@@ -344,11 +354,12 @@ class PIAPDF(Method):
         opts = [self._opt(ctx, r) for r in roles]
         for o in opts:
             o.zero_grad(set_to_none=True)
-        loss.backward()
+        ctx.backward(loss)
         ctx.sync_gradients([p for o in opts for p in _opt_params(o) if p.grad is not None])
         for o in opts:
-            o.step()
+            ctx.optimizer_step(o)
             o.zero_grad(set_to_none=True)
+        ctx.update_scale()
 
     @staticmethod
     def _flat(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -424,7 +435,8 @@ class PIAPDF(Method):
         r = discrete_feedback_step(run(self.teacher), run(self.main), loss, pseudo, x_u, x_l, y_l,
                                    self._opt(ctx, "teacher"), self._opt(ctx, "student"),
                                    enabled=feedback_enabled(g, o.disable_prob), feedback=o.feedback,
-                                   positive=o.feedback_positive, negative=o.feedback_negative, sync=ctx.sync_gradients)
+                                   positive=o.feedback_positive, negative=o.feedback_negative, sync=ctx.sync_gradients,
+                                   scaler=ctx.scaler)
         logs.update({"loss": r.student_loss_l, "fb": r.fb, "fb_discrete": r.fb_discrete, "student_loss_u": r.student_loss_u,
                      "teacher_loss_u": r.teacher_loss_u, "teacher_loss_l": r.teacher_loss_l,
                      "pseudo_positive": r.pseudo_positive})

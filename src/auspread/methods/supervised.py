@@ -21,7 +21,7 @@ class SupervisedOptions(MethodOptions):
     backbone: Literal["resnet18", "resnet34", "resnet50"] = "resnet18"
     dropout: float = Field(0.0, ge=0, lt=1)
     class_weights: bool = True  # w_j of reference C.4 in the loss; False = plain masked BCE
-    freeze_bn: bool = False  # BatchNorm layers use running statistics (per-sample network; exact multi-process)
+    freeze_bn: bool = False  # BatchNorm layers use running statistics (the same as optim.freeze_bn, for any method)
 
 
 @register_method
@@ -37,17 +37,10 @@ class Supervised(Method):
         self.dropout = nn.Dropout(options.dropout)
         self.head = nn.Linear(feature_dim(options.backbone), info.num_aus)
         self.register_class_weights(info, options.class_weights)
+        self.batchnorm_frozen = options.freeze_bn
 
     def data_spec(self) -> DataSpec:
         return DataSpec(clip_len=1, sampling="key_frames")
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if mode and self.options.freeze_bn:
-            for m in self.modules():
-                if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                    m.eval()
-        return self
 
     def logits(self, frames: torch.Tensor) -> torch.Tensor:
         """``(k, 3, H, W) -> (k, U)`` logits."""

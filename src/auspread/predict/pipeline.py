@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from auspread.engine.precision import cpu_has_native_bf16, resolve_amp, resolve_channels_last
+from auspread.engine.precision import cpu_has_native_bf16, cuda_has_native_bf16, resolve_amp, resolve_channels_last
 from auspread.errors import DataError
 from auspread.evaluation.thresholds import AUThresholds
 from auspread.faces.align import DEFAULT_MARGIN, DEFAULT_SIZE, alignment_matrices, centre_square_matrix, warp
@@ -51,7 +51,7 @@ def auto_precision(device: torch.device) -> Literal["off", "bf16"]:
     """``bf16`` where ``device`` computes bf16 natively (a CUDA GPU with bf16, a CPU with oneDNN bf16: AVX-512 BF16
     or AMX), else ``off`` (fp32): the rule of ``optim.amp=auto`` without its fp16 branch."""
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "off"
+        return "bf16" if cuda_has_native_bf16(device) else "off"
     if device.type == "cpu" and cpu_has_native_bf16():
         return "bf16"
     return "off"
