@@ -101,16 +101,18 @@ def assign_shifted(lo: np.ndarray, hi: np.ndarray, capacity: np.ndarray, rng: np
 
 
 class _StepDataset(torch.utils.data.Dataset):
-    """Step b → the whole batch dict for this rank (so one worker builds one batch, nested parts included)."""
+    """Step b → the whole batch dict for this rank (so one worker builds one batch, nested parts included).
+    ``length`` longer than the epoch repeats its steps (``b mod len(owner)``)."""
 
-    def __init__(self, owner: "TrainBatches"):
+    def __init__(self, owner: "TrainBatches", length: int | None = None):
         self.owner = owner
+        self.length = length
 
     def __len__(self) -> int:
-        return len(self.owner)
+        return len(self.owner) if self.length is None else self.length
 
     def __getitem__(self, step: int) -> dict:
-        return self.owner.batch(step)
+        return self.owner.batch(step % len(self.owner))
 
 
 def _worker_init(_: int) -> None:
@@ -317,14 +319,18 @@ class TrainBatches:
             batch["unlabelled"] = self._assemble(self._unlabelled_rows(step), rng, unlabelled=True)
         return batch
 
-    def __iter__(self) -> Iterator[dict]:
+    def loader(self, num_steps: int | None = None) -> torch.utils.data.DataLoader:
+        """The DataLoader of this epoch's batches (``data.num_workers`` processes). ``num_steps`` longer than the
+        epoch repeats its steps in order (throughput checks on a small dataset, ``auspread doctor``)."""
         workers = self.cfg.num_workers
-        loader = torch.utils.data.DataLoader(
-            _StepDataset(self), batch_size=None, shuffle=False, num_workers=workers,
+        return torch.utils.data.DataLoader(
+            _StepDataset(self, num_steps), batch_size=None, shuffle=False, num_workers=workers,
             worker_init_fn=_worker_init if workers > 0 else None,
             prefetch_factor=2 if workers > 0 else None, pin_memory=torch.cuda.is_available(),
         )
-        return iter(loader)
+
+    def __iter__(self) -> Iterator[dict]:
+        return iter(self.loader())
 
 
 def video_chunks(
