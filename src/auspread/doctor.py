@@ -64,6 +64,7 @@ class MethodCheck:
     step_seconds: float = math.nan  # median of the timed steps
     peak_memory_mb: float = math.nan
     loader_workers: int = 0
+    augment_on: str = "loader"  # data.augment_on: where training augmentation runs
     loader_fps: float = math.nan  # frames/s of the training loader alone (this process)
     error: str | None = None
 
@@ -139,13 +140,16 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 def loader_rate(batches, steps: int) -> float:
-    """Frames/s delivered by ``batches``' DataLoader alone over ``steps`` batches, after a first batch that pays
-    for the workers' start-up."""
-    it = iter(batches.loader(steps + 1))
+    """Frames/s the training loader delivers alone (``TrainBatches.iterate``: the DataLoader, plus the on-device
+    augmentation with ``data.augment_on=device``) over ``steps`` batches, after a first batch that pays for the
+    workers' start-up."""
+    it = batches.iterate(steps + 1)
     next(it)
+    _sync(batches.device)
     t0, frames = time.perf_counter(), 0
     for b in it:
         frames += batch_frames(b)
+    _sync(batches.device)
     return frames / max(time.perf_counter() - t0, 1e-9)
 
 
@@ -188,7 +192,7 @@ def check_method(cfg: RunConfig, steps: int = 3, loader_steps: int | None = None
     cl = resolve_channels_last(cfg.optim.channels_last, amp)
     res = MethodCheck(name, world_size=dist.world_size, precision="fp32" if amp == "off" else amp, channels_last=cl,
                       image_size=cfg.data.image_size, batch_size=cfg.optim.batch_size,
-                      loader_workers=cfg.data.num_workers)
+                      loader_workers=cfg.data.num_workers, augment_on=cfg.data.augment_on)
     seed_everything(cfg.seed)
     index = read_index(cfg.data, progress=False)
     splits = split_index(index, cfg.data, cfg.seed)
@@ -207,7 +211,7 @@ def check_method(cfg: RunConfig, steps: int = 3, loader_steps: int | None = None
         method = method.to(memory_format=torch.channels_last)
     batches = TrainBatches(splits.train, sparse.key_frames, store, method.data_spec(), cfg.data,
                            cfg.optim.batch_size // dist.world_size, seed=cfg.seed, rank=dist.rank,
-                           world_size=dist.world_size)
+                           world_size=dist.world_size, device=device)
     run_dir = Path(cfg.out_dir) / f"{name}-rank{dist.rank}"
     trainer = Trainer(cfg, method, batches, None, run_dir, device, dist, progress=False)
     try:
@@ -215,9 +219,9 @@ def check_method(cfg: RunConfig, steps: int = 3, loader_steps: int | None = None
             D.broadcast_module(method)
         last = cfg.optim.epochs - 1
         batches.set_epoch(0)
-        _timed_steps(trainer, iter(batches.loader(1)), 0, 1, device, dist)  # the first phase runs
+        _timed_steps(trainer, batches.iterate(1), 0, 1, device, dist)  # the first phase runs
         batches.set_epoch(last)
-        times, res.frames_per_step = _timed_steps(trainer, iter(batches.loader(steps + 1)), last, steps + 1,
+        times, res.frames_per_step = _timed_steps(trainer, batches.iterate(steps + 1), last, steps + 1,
                                                   device, dist)
         res.step_seconds = statistics.median(times[1:])
         res.peak_memory_mb = peak_memory_mb(device)
@@ -259,15 +263,15 @@ def device_description(device: torch.device) -> str:
 def format_table(checks: list[MethodCheck], device: torch.device) -> str:
     mem = "peak MiB (CUDA alloc.)" if device.type == "cuda" else "peak MiB (RSS)"
     head = ["method", "procs", "precision", "ch-last", "px", "frames/step", "step ms", mem, "step fr/s",
-            "loader fr/s", "workers", "loader÷step"]
+            "loader fr/s", "workers", "augment on", "loader÷step"]
     rows = []
     for c in checks:
         if not c.ok:
-            rows.append([c.method, str(c.world_size), "FAILED", "", "", "", "", "", "", "", "", c.error or ""])
+            rows.append([c.method, str(c.world_size), "FAILED", *[""] * (len(head) - 4), c.error or ""])
             continue
         rows.append([c.method, str(c.world_size), c.precision, "yes" if c.channels_last else "no", str(c.image_size),
                      str(c.frames_per_step), f"{1000 * c.step_seconds:.1f}", f"{c.peak_memory_mb:,.0f}",
-                     f"{c.step_fps:,.1f}", f"{c.loader_fps:,.1f}", str(c.loader_workers),
+                     f"{c.step_fps:,.1f}", f"{c.loader_fps:,.1f}", str(c.loader_workers), c.augment_on,
                      f"{c.loader_ratio:.2f}x"])
     widths = [max(len(h), *(len(r[i]) for r in rows)) if i < len(head) - 1 else len(head[i])
               for i, h in enumerate(head)]
@@ -283,8 +287,9 @@ def verdicts(checks: list[MethodCheck]) -> list[str]:
         if c.ok and c.loader_ratio < 1:
             out.append(f"{c.method}: the loader ({c.loader_fps:,.0f} frames/s with {c.loader_workers} workers) is "
                        f"slower than the step ({c.step_fps / c.world_size:,.0f} frames/s per process): the device "
-                       f"waits for data. Raise data.num_workers (CPU cores permitting) or see docs/BENCHMARKS.md, "
-                       f"\"Can the loader feed a GPU?\"")
+                       f"waits for data. Raise data.num_workers (CPU cores permitting)"
+                       + (", or augment on the GPU: data.augment_on=device" if c.augment_on == "loader" else "")
+                       + " (docs/BENCHMARKS.md, \"Can the loader feed a GPU?\")")
     return out
 
 
@@ -314,11 +319,6 @@ def run_torchrun(args: list[str], nproc: int = 2, timeout: float = 3600) -> tupl
     return p.returncode, p.stdout + p.stderr
 
 
-def default_workdir() -> Path:
-    root = os.environ.get("AUSPREAD_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "auspread") / "doctor"
-
-
 def make_workdir(workdir: Path | None) -> tuple[Path, tempfile.TemporaryDirectory | None]:
     """The folder for the synthetic tree, frame store and throw-away run folders (a temporary one by default)."""
     if workdir is not None:
@@ -326,7 +326,3 @@ def make_workdir(workdir: Path | None) -> tuple[Path, tempfile.TemporaryDirector
         return Path(workdir), None
     tmp = tempfile.TemporaryDirectory(prefix="auspread-doctor-")
     return Path(tmp.name), tmp
-
-
-def all_methods() -> list[str]:
-    return method_names()
