@@ -85,3 +85,49 @@ def test_loader_verdict():
     two = doc.MethodCheck("ks", world_size=2, frames_per_step=160, step_seconds=0.1, loader_fps=800.0)
     assert math.isclose(two.loader_ratio, 1.0) and doc.verdicts([two]) == []  # per process: 800 vs 800
     assert doc.verdicts([doc.MethodCheck("ks", error="boom")]) == []
+
+
+def test_two_process_check_where_there_are_two_gpus():
+    import torch
+
+    from auspread.cli.doctor import wants_two_processes
+
+    cuda, cpu = torch.device("cuda", 0), torch.device("cpu")
+    assert wants_two_processes(None, cuda, 2) and wants_two_processes(None, cuda, 8)
+    assert not wants_two_processes(None, cuda, 1) and not wants_two_processes(None, cpu, 0)
+    assert wants_two_processes(True, cpu, 0) and not wants_two_processes(False, cuda, 4)
+
+
+def test_two_process_check_launches_torchrun_over_nccl_on_gpus(tmp_path, capsys, monkeypatch):
+    """Faked GPUs: the first method that passed runs under torchrun on the same data; a failure is named."""
+    import torch
+
+    from auspread.cli.doctor import _two_processes
+
+    calls = []
+
+    def fake_torchrun(args, nproc=2, timeout=3600):
+        calls.append(args)
+        return (1, "supervised: FAILED (NCCL error)\n") if len(calls) > 1 else (0, "data: x\nsupervised  2  bf16\n")
+
+    monkeypatch.setattr(doc, "run_torchrun", fake_torchrun)
+    checks = [doc.MethodCheck("ks", error="boom"), doc.MethodCheck("supervised")]
+    cuda = torch.device("cuda", 0)
+    assert _two_processes(doc, checks, cuda, tmp_path / "d", tmp_path, 3, None, 8, ["optim.batch_size=8"]) == []
+    args = calls[0]
+    for pair in (["--device", "cuda"], ["--methods", "supervised"], ["--root", str(tmp_path / "d")],
+                 ["--workers", "8"], ["--set", "optim.batch_size=8"]):
+        i = args.index(pair[0])
+        assert args[i:i + 2] == pair
+    assert "--no-distributed" in args
+    out = capsys.readouterr().out
+    assert "2-process torchrun (NCCL) of supervised" in out and "supervised  2  bf16" in out and "data: x" not in out
+    failed = _two_processes(doc, checks, cuda, tmp_path / "d", tmp_path, 3, None, None, None)
+    assert failed == ["supervised (2 processes, NCCL)"]
+    assert "--workers" not in calls[1]
+
+
+def test_torchrun_command_is_two_local_processes():
+    cmd = doc.torchrun_command(["--methods", "ks"])
+    assert cmd[1:3] == ["-m", "torch.distributed.run"] and "--nproc_per_node=2" in cmd
+    assert cmd[-4:] == ["auspread", "doctor", "--methods", "ks"]

@@ -68,10 +68,9 @@ def doctor(
         for line in doc.verdicts(checks):
             echo(line)
         failed = [c.method for c in checks if not c.ok]
-        if world == 1:
-            multi_gpu = dev.type == "cuda" and torch.cuda.device_count() >= 2
-            if distributed or (distributed is None and multi_gpu):
-                failed += _two_processes(doc, checks, dev, data_root, base, steps, image_size, workers, overrides)
+        gpus = torch.cuda.device_count() if dev.type == "cuda" else 0
+        if world == 1 and wants_two_processes(distributed, dev, gpus):
+            failed += _two_processes(doc, checks, dev, data_root, base, steps, image_size, workers, overrides)
         if failed and dist.is_main:
             typer.echo(f"doctor: {len(failed)} check(s) failed: {', '.join(failed)} (tracebacks above)", err=True)
     finally:
@@ -80,6 +79,11 @@ def doctor(
             tmp.cleanup()
     if failed:
         raise typer.Exit(1)
+
+
+def wants_two_processes(flag: Optional[bool], dev, gpus: int) -> bool:
+    """``--distributed/--no-distributed`` as given; by default a 2-process check where there are 2 or more GPUs."""
+    return flag if flag is not None else (dev.type == "cuda" and gpus >= 2)
 
 
 def _two_processes(doc, checks, dev, data_root, base, steps, image_size, workers, overrides) -> list[str]:
