@@ -237,11 +237,14 @@ def run_checks(methods: list[str], make_config: Callable[[str], RunConfig], step
     runs."""
     out = []
     for m in methods:
+        t0 = time.perf_counter()
+        if dist.is_main:
+            echo(f"  {m}: {steps + 2} steps and the loader alone ...")
         try:
             cfg = make_config(m)
             out.append(check_method(cfg, steps=steps, loader_steps=loader_steps, dist=dist))
             if dist.is_main:
-                echo(f"  {m}: ok")
+                echo(f"  {m}: ok ({time.perf_counter() - t0:.0f} s)")
         except Exception as e:  # noqa: BLE001 - every failure is reported, then the next method runs
             if dist.is_main:
                 echo(f"  {m}: FAILED ({type(e).__name__}: {e})")
