@@ -131,3 +131,12 @@ def test_torchrun_command_is_two_local_processes():
     cmd = doc.torchrun_command(["--methods", "ks"])
     assert cmd[1:3] == ["-m", "torch.distributed.run"] and "--nproc_per_node=2" in cmd
     assert cmd[-4:] == ["auspread", "doctor", "--methods", "ks"]
+
+
+def test_doctor_trains_with_augmentation_on_the_device(tmp_path, capsys, monkeypatch):
+    """FixMatch (weak and strong views, a nested unlabelled batch) through the engine's step with data.augment_on=device."""
+    code, out, err = doctor([*FAST, "--methods", "fixmatch", "--workdir", tmp_path, "--set", "optim.batch_size=2",
+                             "--set", "data.augment_on=device"], capsys, monkeypatch)
+    assert code == 0, err
+    r = table_rows(out)["fixmatch"]
+    assert r[11] == "device" and int(r[5]) == 2 + 2 * 7  # 2 labelled + 14 unlabelled clips of 1 frame

@@ -38,6 +38,11 @@ that the key is absent and nothing is decoded): ``round(μ·B)`` clips per batch
 frames (all frames when every frame is a key frame, e.g. 100% labels), with labels all −1, ``key_pos`` −1 and,
 with key-frame shifting, their centre frame at the batch's ``m``. Drawn from a per-epoch permutation of that pool,
 disjoint across ranks within a step.
+
+**Where augmentation runs** (``data.augment_on``). ``loader``: the workers augment and hand over float crops.
+``device``: the workers take the same draws from the same generator and hand over the uint8 frames with the draws
+(``augment``, FixMatch's ``strong_plan``); :meth:`TrainBatches.finish` augments them on ``TrainBatches.device``
+(a GPU). On one device both give equal batches.
 """
 
 from __future__ import annotations
