@@ -75,7 +75,7 @@ def doctor(
             typer.echo(f"doctor: {len(failed)} check(s) failed: {', '.join(failed)} (tracebacks above)", err=True)
     finally:
         D.cleanup()
-        if tmp is not None and world == 1:
+        if tmp is not None:  # each process its own temporary folder
             tmp.cleanup()
     if failed:
         raise typer.Exit(1)
