@@ -78,6 +78,10 @@ class DataConfig(_Strict):
     # unlabelled clips (PIAP-DF's Discrete Feedback, SSL methods) and are dropped from validation and test
     uncoded_frames: bool = False
     num_workers: int = Field(0, ge=0)
+    # where training augmentation runs: "loader" (workers hand over float crops) or "device" (workers hand over
+    # uint8 frames and the draws; the training process augments them on its device: a GPU then does the work,
+    # and 3-4x fewer bytes cross to it; the same draws, equal on CPU, equal to float rounding on a GPU)
+    augment_on: Literal["loader", "device"] = "loader"
     cache_dir: Path | None = None  # frame-store cache; default $AUSPREAD_CACHE/frames or ~/.cache/auspread/frames
     # full camera frames (raw BP4D/BP4D+/DISFA, generic manifests): "auto" aligns faces once into
     # $AUSPREAD_CACHE/prepared (auspread prepare, resumable) and trains on those crops; "never" refuses naming the command

@@ -38,6 +38,11 @@ that the key is absent and nothing is decoded): ``round(μ·B)`` clips per batch
 frames (all frames when every frame is a key frame, e.g. 100% labels), with labels all −1, ``key_pos`` −1 and,
 with key-frame shifting, their centre frame at the batch's ``m``. Drawn from a per-epoch permutation of that pool,
 disjoint across ranks within a step.
+
+**Where augmentation runs** (``data.augment_on``). ``loader``: the workers augment and hand over float crops.
+``device``: the workers take the same draws from the same generator and hand over the uint8 frames with the draws
+(``augment``, FixMatch's ``strong_plan``); :meth:`TrainBatches.finish` augments them on ``TrainBatches.device``
+(a GPU). On one device both give equal batches.
 """
 
 from __future__ import annotations
@@ -101,16 +106,18 @@ def assign_shifted(lo: np.ndarray, hi: np.ndarray, capacity: np.ndarray, rng: np
 
 
 class _StepDataset(torch.utils.data.Dataset):
-    """Step b → the whole batch dict for this rank (so one worker builds one batch, nested parts included)."""
+    """Step b → the whole batch dict for this rank (so one worker builds one batch, nested parts included).
+    ``length`` longer than the epoch repeats its steps (``b mod len(owner)``)."""
 
-    def __init__(self, owner: "TrainBatches"):
+    def __init__(self, owner: "TrainBatches", length: int | None = None):
         self.owner = owner
+        self.length = length
 
     def __len__(self) -> int:
-        return len(self.owner)
+        return len(self.owner) if self.length is None else self.length
 
     def __getitem__(self, step: int) -> dict:
-        return self.owner.batch(step)
+        return self.owner.batch(step % len(self.owner))
 
 
 def _worker_init(_: int) -> None:
@@ -137,6 +144,7 @@ class TrainBatches:
         rank: int = 0,
         world_size: int = 1,
         subject_ids: dict[str, int] | None = None,
+        device: torch.device | str = "cpu",
     ):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside world size {world_size}")
@@ -144,6 +152,7 @@ class TrainBatches:
             raise ValueError("the frame store was built for a different index")
         self.index, self.store, self.spec, self.cfg = index, store, spec, data_cfg
         self.batch_size, self.seed, self.rank, self.world_size = int(batch_size), int(seed), rank, world_size
+        self.device = torch.device(device)  # where data.augment_on=device augments
         self.n = int(spec.clip_len)
         self.lengths = np.array([len(v) for v in index.videos], dtype=np.int64)
         kf = np.asarray(key_frames, dtype=np.int64).reshape(-1, 2)
@@ -275,7 +284,17 @@ class TrainBatches:
             out["frame"].append(pos)
         u8 = np.stack(out["u8"])
         lm = np.stack(out["lm"]) if self.spec.landmarks else None
-        frames, lm_out = self.transform.apply(u8, lm, rng)
+        extra = {}
+        if self.cfg.augment_on == "device":  # draws here (the same rng order), pixels in finish() on the device
+            ps = [self.transform.draw(rng, u8.shape[2]) for _ in range(len(u8))]
+            lm_out = self.transform.landmarks_drawn(None if lm is None else torch.as_tensor(lm, dtype=torch.float32),
+                                                    ps, u8.shape[2])
+            frames = torch.from_numpy(u8)
+            extra["augment"] = self.transform.draws_to_tensor(ps)
+            if self.strong is not None:
+                extra["strong_plan"] = self.strong.draw_plan(rng, len(u8), u8.shape[2])
+        else:
+            frames, lm_out = self.transform.apply(u8, lm, rng)
         batch = {
             "frames": frames,
             "labels": torch.from_numpy(np.stack(out["labels"])),
@@ -285,11 +304,31 @@ class TrainBatches:
             "video": torch.tensor(out["video"], dtype=torch.long),
             "frame": torch.from_numpy(np.stack(out["frame"]).astype(np.int64)),
         }
-        if self.strong is not None:
+        if self.strong is not None and not extra:
             batch["strong"] = self.strong.apply(u8, None, rng)[0]
         if self.spec.landmarks:
             batch["landmarks"] = lm_out
+        batch.update(extra)
         return batch
+
+    def finish(self, batch: dict) -> dict:
+        """A loader batch on ``self.device``, augmented there when ``data.augment_on=device`` (uint8 frames and the
+        worker's draws → the same crops as the loader path); unchanged values moved otherwise."""
+        out = {}
+        for k, v in batch.items():
+            if isinstance(v, dict):
+                out[k] = self.finish(v)
+            elif isinstance(v, torch.Tensor) and k not in ("augment", "strong_plan"):
+                out[k] = v.to(self.device, non_blocking=True)
+            elif k not in ("augment", "strong_plan"):
+                out[k] = v
+        if "augment" in batch:
+            u8 = out["frames"].permute(0, 1, 4, 2, 3)
+            ps = self.transform.draws_from_tensor(batch["augment"])
+            out["frames"] = self.transform.normalise(self.transform.augment_drawn(u8, ps)).contiguous()
+            if "strong_plan" in batch:
+                out["strong"] = self.strong.apply_plan(u8, batch["strong_plan"])
+        return out
 
     def _unlabelled_rows(self, step: int) -> list[tuple[int, int, int]]:
         k, n = self.num_unlabelled, self.n
@@ -317,14 +356,24 @@ class TrainBatches:
             batch["unlabelled"] = self._assemble(self._unlabelled_rows(step), rng, unlabelled=True)
         return batch
 
-    def __iter__(self) -> Iterator[dict]:
+    def loader(self, num_steps: int | None = None) -> torch.utils.data.DataLoader:
+        """The DataLoader of this epoch's batches (``data.num_workers`` processes). ``num_steps`` longer than the
+        epoch repeats its steps in order (throughput checks on a small dataset, ``auspread doctor``)."""
         workers = self.cfg.num_workers
-        loader = torch.utils.data.DataLoader(
-            _StepDataset(self), batch_size=None, shuffle=False, num_workers=workers,
+        return torch.utils.data.DataLoader(
+            _StepDataset(self, num_steps), batch_size=None, shuffle=False, num_workers=workers,
             worker_init_fn=_worker_init if workers > 0 else None,
             prefetch_factor=2 if workers > 0 else None, pin_memory=torch.cuda.is_available(),
         )
-        return iter(loader)
+
+    def iterate(self, num_steps: int | None = None) -> Iterator[dict]:
+        """This epoch's batches as the training step takes them: from :meth:`loader`, finished on ``self.device``
+        when ``data.augment_on=device``."""
+        it = iter(self.loader(num_steps))
+        return it if self.cfg.augment_on == "loader" else (self.finish(b) for b in it)
+
+    def __iter__(self) -> Iterator[dict]:
+        return self.iterate()
 
 
 def video_chunks(

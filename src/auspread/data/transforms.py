@@ -142,7 +142,8 @@ class ClipTransform:
                 c = xi[:, :, p["oy"]:p["oy"] + h, p["ox"]:p["ox"] + h]
                 out.append(c.flip(-1) if p["flip"] else c)
             return torch.stack(out)
-        grid = torch.stack([self._grid(p, s) for p in ps])[:, None].expand(b, n, h, h, 2).reshape(b * n, h, h, 2)
+        grid = torch.stack([self._grid(p, s) for p in ps]).to(x.device)[:, None].expand(b, n, h, h, 2)
+        grid = grid.reshape(b * n, h, h, 2)
         y = tnf.grid_sample(x.reshape(b * n, 3, s, s), grid, mode="bilinear", padding_mode="zeros",
                             align_corners=False)
         return y.view(b, n, 3, h, h)
@@ -174,7 +175,7 @@ class ClipTransform:
         (the blend-and-clamp formulas of torchvision's adjust_*; contrast uses each frame's mean grey)."""
         if self.augment.color_jitter <= 0:
             return x
-        f = torch.tensor([[p["b"], p["c"], p["s"]] for p in ps], dtype=x.dtype).view(-1, 3, 1, 1, 1, 1)
+        f = torch.tensor([[p["b"], p["c"], p["s"]] for p in ps], dtype=x.dtype, device=x.device).view(-1, 3, 1, 1, 1, 1)
         bf, cf, sf = f[:, 0], f[:, 1], f[:, 2]
         x = x.mul(bf).clamp_(0.0, 1.0)
         mean = self._gray(x).mean(dim=(-3, -2, -1), keepdim=True)
@@ -183,7 +184,7 @@ class ClipTransform:
         return x.mul_(sf).add_(gray).clamp_(0.0, 1.0)
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        return x.sub(self.mean).div_(self.std)
+        return x.sub(self.mean.to(x.device)).div_(self.std.to(x.device))
 
     def _test(self, u8: torch.Tensor, landmarks: torch.Tensor | None):
         b, n, _, s, _ = u8.shape
@@ -200,11 +201,34 @@ class ClipTransform:
         ``(B,n,P,2)`` → output pixels. Draws are taken from ``rng`` clip by clip, in order."""
         s = u8.shape[-1]
         ps = [self.draw(rng, s) for _ in range(u8.shape[0])]
-        x = self._geometry(u8.float().div_(255.0), ps)
-        x = self._colour(x, ps)
-        if landmarks is not None:
-            landmarks = torch.stack([self._landmarks(lm, p, s) for lm, p in zip(landmarks, ps)])
-        return x, landmarks
+        return self.augment_drawn(u8, ps), self.landmarks_drawn(landmarks, ps, s)
+
+    def augment_drawn(self, u8: torch.Tensor, ps: list[dict]) -> torch.Tensor:
+        """Geometry + colour of uint8 ``(B,n,3,S,S)`` with the given draws (one per clip), on ``u8``'s device."""
+        return self._colour(self._geometry(u8.float().div_(255.0), ps), ps)
+
+    def landmarks_drawn(self, landmarks: torch.Tensor | None, ps: list[dict], s: int) -> torch.Tensor | None:
+        """Store-pixel landmarks ``(B,n,P,2)`` → output pixels under the draws ``ps``."""
+        if landmarks is None:
+            return None
+        return torch.stack([self._landmarks(lm, p, s) for lm, p in zip(landmarks, ps)])
+
+    # draws as a tensor, so that a loader worker can hand them to the training process (data.augment_on=device)
+    DRAW_KEYS = ("angle", "ox", "oy", "flip", "b", "c", "s")
+
+    @classmethod
+    def draws_to_tensor(cls, ps: list[dict]) -> torch.Tensor:
+        """``(B, 7)`` float64 (exact for the draws' Python floats and ints)."""
+        return torch.tensor([[float(p[k]) for k in cls.DRAW_KEYS] for p in ps], dtype=torch.float64).view(-1, 7)
+
+    @classmethod
+    def draws_from_tensor(cls, t: torch.Tensor) -> list[dict]:
+        out = []
+        for row in t.detach().cpu().tolist():
+            p = dict(zip(cls.DRAW_KEYS, row))
+            p["ox"], p["oy"], p["flip"] = int(p["ox"]), int(p["oy"]), bool(p["flip"])
+            out.append(p)
+        return out
 
     def apply(self, frames: np.ndarray | torch.Tensor, landmarks: np.ndarray | torch.Tensor | None = None,
               rng: np.random.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -288,17 +312,38 @@ class StrongClipTransform(ClipTransform):
         """A batch of clips ``(B, n, S, S, 3)`` → strong views ``(B, n, 3, H, H)`` (landmarks: None)."""
         rng = rng if rng is not None else np.random.default_rng()
         t = torch.from_numpy(np.ascontiguousarray(frames)) if isinstance(frames, np.ndarray) else frames
-        x, _ = self.augment_float(t.permute(0, 1, 4, 2, 3), rng, None)
+        u8 = t.permute(0, 1, 4, 2, 3)
+        return self.apply_plan(u8, self.draw_plan(rng, u8.shape[0], u8.shape[-1])), None
+
+    def draw_plan(self, rng: np.random.Generator, clips: int, store_size: int) -> torch.Tensor:
+        """Every draw of ``clips`` strong views, in the order ``apply`` takes them from ``rng``: ``(clips, 7 + 2·ops
+        + 3)`` float64 rows = the ClipTransform draw, (op index, level) per op, cutout side and centre."""
+        h = self.image_size
+        ps = [self.draw(rng, store_size) for _ in range(clips)]
+        rows = []
+        for p in ps:
+            ops = rng.choice(len(self.OPS), size=self.num_ops, replace=True)
+            levels = [float(rng.random()) for _ in ops]
+            side = int(rng.uniform(0, self.cutout) * h)
+            centre = (int(rng.integers(0, h)), int(rng.integers(0, h))) if side > 0 else (0, 0)
+            rows.append([*(float(p[k]) for k in self.DRAW_KEYS), *(v for pair in zip(ops, levels) for v in pair),
+                         side, *centre])
+        return torch.tensor(rows, dtype=torch.float64).view(clips, 7 + 2 * self.num_ops + 3)
+
+    def apply_plan(self, u8: torch.Tensor, plan: torch.Tensor) -> torch.Tensor:
+        """Strong views of uint8 ``(B,n,3,S,S)`` (on any device) from ``draw_plan``'s rows → normalised
+        ``(B,n,3,H,H)``."""
+        x = self.augment_drawn(u8, self.draws_from_tensor(plan[:, :7]))
         h = x.shape[-1]
         out = []
-        for clip in x:
-            for i in rng.choice(len(self.OPS), size=self.num_ops, replace=True):
-                clip = self._op(clip, self.OPS[i], float(rng.random())).clamp_(0.0, 1.0)
-            side = int(rng.uniform(0, self.cutout) * h)
+        for clip, row in zip(x, plan.tolist()):
+            k = 7 + 2 * self.num_ops
+            for i, v in zip(row[7:k:2], row[8:k:2]):
+                clip = self._op(clip, self.OPS[int(i)], float(v)).clamp_(0.0, 1.0)
+            side, cy, cx = int(row[k]), int(row[k + 1]), int(row[k + 2])
             if side > 0:
-                cy, cx = int(rng.integers(0, h)), int(rng.integers(0, h))
                 y0, x0 = max(0, cy - side // 2), max(0, cx - side // 2)
                 clip = clip.clone()
                 clip[:, :, y0:min(h, y0 + side), x0:min(h, x0 + side)] = 0.5
             out.append(clip)
-        return self.normalise(torch.stack(out)).contiguous(), None
+        return self.normalise(torch.stack(out)).contiguous()

@@ -274,7 +274,7 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
     from auspread.data.sampling import TrainBatches
 
     batches = TrainBatches(splits.train, sparse.key_frames, train_store, method.data_spec(), cfg.data,
-                           cfg.optim.batch_size // world, seed=cfg.seed, rank=dist.rank, world_size=world)
+                           cfg.optim.batch_size // world, seed=cfg.seed, rank=dist.rank, world_size=world, device=device)
     tf = eval_transform(cfg.data)
     autocast = _autocast(cfg, device)
     validate, kept_val = None, _BestValPredictions()
