@@ -33,7 +33,7 @@ def _main(
 
 
 # command modules, each with register(app); one line per module
-_COMMANDS = ["synth", "data", "prepare", "train", "pretrain", "study", "predict", "export"]
+_COMMANDS = ["synth", "data", "prepare", "train", "pretrain", "study", "predict", "export", "label"]
 
 
 def register_commands(names: list[str]) -> None:
