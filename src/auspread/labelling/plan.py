@@ -199,23 +199,43 @@ def suggest_labels(inputs: Sequence[str], budget: int, out: str | Path, *, score
             scores.append(s)
         else:
             scores.append(None)
-    capacity = []
-    for e, c, s in zip(entries, scanned, scores):
-        ok = c.face & ~np.isin(c.frames, list(e.listed))
-        if s is not None:
-            ok &= np.isfinite(s)
-        blocked = np.array(sorted(e.listed), np.float64) / c.fps
-        capacity.append(spaced_capacity(c.times[ok], min_gap, blocked))
-    shares = allocate([c.num_frames for c in scanned], budget, capacity)
+    picks = _spend(entries, scanned, scores, budget, seed, min_gap)
     reports = []
-    for e, c, s, k in zip(entries, scanned, scores, shares):
-        picks = select(c, k, labelled=sorted(e.listed), seed=video_seed(seed, e.source), min_gap=min_gap,
-                       scores=s) if k else []
-        for p in sorted(picks, key=lambda p: p.frame):
+    for e, c, chosen in zip(entries, scanned, picks):
+        for p in sorted(chosen, key=lambda p: p.frame):
             base.append({"source": e.source, "subject": e.subject, "task": e.task, "frame": str(p.frame),
                          **{au_column(a): "" for a in base.aus}, REASON: p.reason})
-        if not picks and not e.in_manifest:
+        if not chosen and not e.in_manifest:
             base.append({"source": e.source, "subject": e.subject, "task": e.task, "frame": ""})
-        reports.append(VideoReport(e.source, c.num_frames, len(c.frames), int(c.face.sum()), picks))
+        reports.append(VideoReport(e.source, c.num_frames, len(c.frames), int(c.face.sum()), chosen))
     base.write(out)
     return out, reports
+
+
+def _spend(entries: list[VideoEntry], scanned: list[Candidates], scores: list[np.ndarray | None], budget: int,
+           seed: int, min_gap: float, rounds: int = 4) -> list[list[Pick]]:
+    """Split the budget by length and capacity, select per video; where a video's picks leave no room for its
+    whole share (the spacing of greedy picks can leave less than the capacity), the rest is split again over the
+    videos that still have room, the picks so far counting as listed frames."""
+    picks: list[list[Pick]] = [[] for _ in entries]
+    left = budget
+    for _ in range(rounds):
+        capacity = []
+        for e, c, s, p in zip(entries, scanned, scores, picks):
+            taken = e.listed | {x.frame for x in p}
+            ok = c.face & ~np.isin(c.frames, list(taken))
+            if s is not None:
+                ok &= np.isfinite(s)
+            blocked = np.array(sorted(taken), np.float64) / c.fps
+            capacity.append(spaced_capacity(c.times[ok], min_gap, blocked))
+        shares = allocate([c.num_frames for c in scanned], left, capacity)
+        if not any(shares):
+            break
+        for i, (e, c, s, k) in enumerate(zip(entries, scanned, scores, shares)):
+            if k:
+                taken = sorted(e.listed | {x.frame for x in picks[i]})
+                picks[i] += select(c, k, labelled=taken, seed=video_seed(seed, e.source), min_gap=min_gap, scores=s)
+        left = budget - sum(len(p) for p in picks)
+        if left <= 0:
+            break
+    return picks
