@@ -236,3 +236,17 @@ def test_labelling_sits_below_the_cli():
     bad = [f"{f.name}: {mod}" for f in sorted((SRC / "labelling").rglob("*.py"))
            for _, mod in imported_modules(f) if mod.startswith(("auspread.cli", "auspread.study"))]
     assert bad == []
+
+
+def test_no_detect_treats_each_frame_as_an_aligned_face(tmp_path):
+    from PIL import Image
+
+    from auspread.labelling.suggest import WholeFrame
+
+    d = tmp_path / "crops"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(60):
+        Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(d / f"{i}.png")
+    out, reports = suggest_labels([str(d)], 3, tmp_path / "m.csv", detector=WholeFrame(), frame_fps=10)
+    assert reports[0].with_face == reports[0].scanned == 30 and len(reports[0].picked) == 3

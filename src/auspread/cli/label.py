@@ -44,11 +44,13 @@ def suggest_cmd(
     per_second: float = typer.Option(5.0, "--per-second", help="Candidate frames scanned per second of video."),
     min_gap: float = typer.Option(1.0, "--min-gap", help="Seconds between two suggested (or listed) frames."),
     fps: float = typer.Option(25.0, "--fps", help="Frame rate of frame folders."),
+    no_detect: bool = typer.Option(False, "--no-detect", help="Inputs are already aligned face crops (no detection)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, … (for --model)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Choose which frames to label: key frames spread over time and appearance, or (with --model) guided by it."""
     from auspread.labelling.plan import suggest_labels
+    from auspread.labelling.suggest import WholeFrame
 
     scorer = None
     if model is not None:
@@ -57,9 +59,10 @@ def suggest_cmd(
         from auspread.predict.model import load_model
         from auspread.predict.pipeline import PredictOptions
 
-        scorer = ModelScorer(load_model(model, resolve_device(device)), PredictOptions())
+        scorer = ModelScorer(load_model(model, resolve_device(device)), PredictOptions(no_detect=no_detect))
     path, reports = suggest_labels(inputs, budget, out, scorer=scorer, aus=_parse_aus(aus), seed=seed,
-                                   per_second=per_second, min_gap=min_gap, frame_fps=fps, progress=progress)
+                                   per_second=per_second, min_gap=min_gap, frame_fps=fps, progress=progress,
+                                   detector=WholeFrame() if no_detect else None)
     picked = sum(len(r.picked) for r in reports)
     for r in reports:
         typer.echo(f"  {r.source}: {r.frames} frames, {r.with_face} of {r.scanned} scanned with a face, "

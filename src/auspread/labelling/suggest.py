@@ -53,6 +53,22 @@ class Candidates:
     fps: float
 
 
+class WholeFrame:
+    """A stand-in detector for inputs that are already aligned face crops (``--no-detect``): every frame is one
+    face whose 5 points are the alignment template on the frame, so "aligning" it resizes the whole frame."""
+
+    def detect(self, frames) -> list:
+        from auspread.faces.align import template
+        from auspread.faces.detect import Detections
+
+        out = []
+        for f in frames:
+            h, w = np.asarray(f).shape[:2]
+            lm = (template(1.0) * np.array([w, h])).astype(np.float32)[None]
+            out.append(Detections(np.array([[0, 0, w, h]], np.float32), np.ones(1, np.float32), lm))
+        return out
+
+
 def face_features(images: list[np.ndarray], detector) -> tuple[np.ndarray, np.ndarray]:
     """Appearance vectors ``(n, FEATURE_SIDE²)`` and a face mask ``(n,)`` for frames (largest face of each)."""
     from auspread.faces.align import alignment_matrices, warp_many
