@@ -76,3 +76,13 @@ def test_a_json_manifest_is_refused_with_the_way_out(tmp_path):
     p.write_text("{}")
     with pytest.raises(DataError, match="suggest-labels"):
         LabelManifest.read(p)
+
+
+def test_answers_never_overwrite_edits_made_elsewhere(manifest):
+    m = LabelManifest.read(manifest)
+    m.answer(1, {1: 1})
+    edited = manifest.read_text().replace("key frame", "edited by hand")
+    manifest.write_text(edited)
+    with pytest.raises(DataError, match="changed on disk"):
+        m.answer(2, {1: 0})
+    assert manifest.read_text() == edited

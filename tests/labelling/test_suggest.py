@@ -250,3 +250,10 @@ def test_no_detect_treats_each_frame_as_an_aligned_face(tmp_path):
         Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(d / f"{i}.png")
     out, reports = suggest_labels([str(d)], 3, tmp_path / "m.csv", detector=WholeFrame(), frame_fps=10)
     assert reports[0].with_face == reports[0].scanned == 30 and len(reports[0].picked) == 3
+
+
+def test_a_listed_frame_beyond_the_video_is_named(clips, detector, tmp_path):
+    m = tmp_path / "m.csv"
+    m.write_text(f"source,subject,frame,AU01\n{clips['short']},bob,300,1\n")
+    with pytest.raises(DataError, match="has 75 frames; the manifest lists frame 300"):
+        suggest_labels([str(m)], 2, m, detector=detector)

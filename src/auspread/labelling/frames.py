@@ -38,6 +38,7 @@ class FrameReader:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._cursor = None  # (container, frame iterator, next index, recent frames) of an open video
+        self.num_frames: int | None = None  # known after a complete scan
         if self.path.is_dir():
             self.kind = "folder"
             self.files = image_files(self.path)
@@ -54,8 +55,10 @@ class FrameReader:
     # --- scanning --------------------------------------------------------------------------------------------
     def scan(self, wanted: Callable[[int], bool]) -> Iterator[tuple[int, np.ndarray]]:
         """``(frame, RGB image)`` for every frame position where ``wanted(frame)``, in order. Unreadable images
-        of a folder are skipped (they cannot be labelled)."""
+        of a folder are skipped (they cannot be labelled). After a complete pass, ``num_frames`` holds the number
+        of frames (decoded frames of a video)."""
         if self.kind == "folder":
+            self.num_frames = len(self.files)
             for i, p in enumerate(self.files):
                 if wanted(i):
                     try:
@@ -64,22 +67,15 @@ class FrameReader:
                         continue
             return
         container, frames = self._open_video()
+        n = 0
         try:
             for i, vf in enumerate(frames):
+                n = i + 1
                 if wanted(i):
                     yield i, vf.to_ndarray(format="rgb24")
         finally:
             container.close()
-
-    def count(self) -> int:
-        """Number of frames (decodes the video once)."""
-        if self.kind == "folder":
-            return len(self.files)
-        container, frames = self._open_video()
-        try:
-            return sum(1 for _ in frames)
-        finally:
-            container.close()
+        self.num_frames = n
 
     def _open_video(self):
         import av

@@ -42,6 +42,7 @@ class LabelManifest:
         self.rows = rows
         self._canonical = {c.lower(): c for c in self.columns}  # lower-case name → column as written
         self._lock = threading.Lock()
+        self._on_disk: str | None = None  # the text last read or written (answers refuse to overwrite other edits)
 
     # --- reading -------------------------------------------------------------------------------------------
     @classmethod
@@ -73,6 +74,7 @@ class LabelManifest:
                 raise DataError(path, f"line {line} has more cells than the header")
             rows.append({c.strip(): (v or "").strip() for c, v in r.items()})
         m = cls(path, columns, rows)
+        m._on_disk = text
         if not m.aus:
             raise DataError(path, "names no AU (columns like AU01, AU12)")
         for i, r in enumerate(m.rows):
@@ -169,10 +171,23 @@ class LabelManifest:
                 if v not in (0, 1, None):
                     raise ValueError(f"AU{a}: {v!r} must be 1, 0 or None")
                 self.rows[i][cols[a]] = "" if v is None else str(int(v))
+            self._check_unchanged()
             self.ensure_columns([ANSWERED])
             self.rows[i][self._canonical[ANSWERED]] = answered_at or \
                 datetime.now(timezone.utc).isoformat(timespec="seconds")
             self.write()
+
+    def _check_unchanged(self) -> None:
+        """Refuse to write over edits made to the file by someone else since it was read."""
+        if self._on_disk is None:
+            return
+        try:
+            now = self.path.read_text(encoding="utf-8-sig")
+        except OSError:
+            now = None
+        if now != self._on_disk:
+            raise DataError(self.path, "changed on disk since it was opened (edited elsewhere?); nothing was "
+                                       "written: restart `auspread label` to continue from the file as it is now")
 
     def to_csv(self) -> str:
         buf = io.StringIO()
@@ -185,5 +200,8 @@ class LabelManifest:
     def write(self, path: str | Path | None = None) -> Path:
         """Write the whole manifest atomically (to ``self.path`` unless ``path`` is given)."""
         target = Path(path) if path is not None else self.path
-        atomic_write_text(target, self.to_csv())
+        text = self.to_csv()
+        atomic_write_text(target, text)
+        if target == self.path:
+            self._on_disk = text
         return target

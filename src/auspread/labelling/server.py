@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from urllib.parse import parse_qs, urlsplit
 
+from auspread.errors import DataError
 from auspread.labelling.session import LabelSession
 
 HOST = "127.0.0.1"
@@ -124,6 +125,8 @@ class _Handler(BaseHTTPRequestHandler):
             out = self.session.answer(body["k"], body["values"])
         except (ValueError, KeyError) as e:  # JSONDecodeError is a ValueError
             return self._send(HTTPStatus.BAD_REQUEST, {"error": str(e)})
+        except DataError as e:  # the manifest changed on disk under the page
+            return self._send(HTTPStatus.CONFLICT, {"error": str(e)})
         except OSError as e:
             return self._send(HTTPStatus.INTERNAL_SERVER_ERROR,
                               {"error": f"could not write {self.session.manifest.path}: {e}"})

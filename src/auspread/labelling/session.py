@@ -131,11 +131,18 @@ class LabelSession:
             self._detector = FaceDetector()
         return self._detector
 
-    def frame(self, k: int) -> dict:
+    def frame(self, k: int, prefetch: bool = True) -> dict:
         """``{"face": JPEG data URL, "clip": [data URLs], "centre": position of the frame in the clip,
-        "interval_ms", "note"}`` or ``{"error": message}`` (a source that cannot be read, a missing frame)."""
+        "interval_ms", "note"}`` or ``{"error": message}`` (a source that cannot be read, a missing frame).
+        With ``prefetch``, frame ``k + 1`` is then prepared in the background while the coder looks at ``k``."""
         if not 0 <= k < len(self.rows):
             return {"error": f"frame {k} is not one of the {len(self.rows)} frames"}
+        out = self._frame(k)
+        if prefetch and k + 1 < len(self.rows) and k + 1 not in self._cache:
+            threading.Thread(target=self._frame, args=(k + 1,), daemon=True).start()
+        return out
+
+    def _frame(self, k: int) -> dict:
         with self._lock:
             if k in self._cache:
                 self._cache.move_to_end(k)

@@ -95,7 +95,6 @@ def scan_video(reader: FrameReader, stride: int, detector, extra: Sequence[int] 
     """Detect faces and compute features on every ``stride``-th frame and on the frames in ``extra``."""
     extra_set = {int(e) for e in extra}
     frames, feats, faces, buf = [], [], [], []
-    last = -1
 
     def flush():
         f, m = face_features([im for _, im in buf], detector)
@@ -108,13 +107,12 @@ def scan_video(reader: FrameReader, stride: int, detector, extra: Sequence[int] 
 
     for i, im in reader.scan(lambda i: i % stride == 0 or i in extra_set):
         buf.append((i, im))
-        last = i
         if len(buf) == batch:
             flush()
     if buf:
         flush()
-    n = reader.count() if reader.kind == "video" else len(reader.files)
-    if last < 0 and n == 0:
+    n = reader.num_frames or 0
+    if n == 0:
         raise DataError(reader.path, "no frame could be decoded")
     fr = np.asarray(frames, np.int64)
     return Candidates(fr, fr / reader.fps,
