@@ -54,7 +54,7 @@ from auspread.data.readers import read_dataset
 from auspread.engine.config import load_config
 from auspread.engine.run import run_training
 from auspread.evaluation.ranking import roc_auc
-from auspread.labelling.manifest import LabelManifest, au_column
+from auspread.labelling.manifest import LabelManifest
 from auspread.labelling.plan import suggest_labels
 from auspread.labelling.suggest import ModelScorer, WholeFrame
 
@@ -136,21 +136,24 @@ def uniform_frames(index: VideoIndex, ratio: float, seed: int) -> dict[str, set[
     return out
 
 
-def suggest(index: VideoIndex, views: dict[str, str], manifest: Path, budget: int, seed: int, min_gap: float,
+def suggest(index: VideoIndex, views: dict[str, str], manifest: Path, total: int, seed: int, min_gap: float,
             run: Path | None = None) -> dict[str, set[int]]:
-    """``suggest-labels`` into ``manifest`` (created if needed), then the coder fills it in."""
+    """``suggest-labels`` into ``manifest`` (created if needed) until it lists ``total`` frames, then the coder
+    fills them in. A manifest that already lists them (a resumed run) is only read."""
     if not manifest.is_file():
         manifest.parent.mkdir(parents=True, exist_ok=True)
         declaring_manifest(index, manifest, views)
-    scorer = None
-    if run is not None:
-        from auspread.predict.model import load_model
-        from auspread.predict.pipeline import PredictOptions
+    missing = total - len(LabelManifest.read(manifest).frame_rows())
+    if missing > 0:
+        scorer = None
+        if run is not None:
+            from auspread.predict.model import load_model
+            from auspread.predict.pipeline import PredictOptions
 
-        scorer = ModelScorer(load_model(run), PredictOptions(no_detect=True, prefetch=False, compile="off",
-                                                             quantize="off"))
-    suggest_labels([str(manifest)], budget, manifest, scorer=scorer, seed=seed, frame_fps=index.fps,
-                   min_gap=min_gap, detector=WholeFrame())
+            scorer = ModelScorer(load_model(run), PredictOptions(no_detect=True, prefetch=False, compile="off",
+                                                                 quantize="off"))
+        suggest_labels([str(manifest)], missing, manifest, scorer=scorer, seed=seed, frame_fps=index.fps,
+                       min_gap=min_gap, detector=WholeFrame())
     code_frames(manifest, index, views)
     return chosen_from_manifest(manifest, views)
 
@@ -223,7 +226,8 @@ def main() -> None:
     ap.add_argument("--min-gap", type=float, default=None,
                     help="suggest-labels --min-gap in seconds (default 1; 0.1 with --quick, whose videos last 2 s)")
     ap.add_argument("--masks-only", action="store_true", help="write manifests and masked copies, train nothing")
-    ap.add_argument("--quick", action="store_true", help="tiny preset, 32 px, 2 x 2 steps, ratio 10, supervised, seed 0")
+    ap.add_argument("--quick", action="store_true",
+                    help="tiny preset, 32 px, 2 x 2 steps, ratio 10, supervised, seed 0")
     a = ap.parse_args()
     a.out = a.out or Path(tempfile.mkdtemp(prefix="guided-labels-"))
     if a.min_gap is None:
@@ -253,7 +257,8 @@ def main() -> None:
                         chosen = suggest(lab, views, a.out / "manifests" / f"suggest-{tag}.csv", n, seed, a.min_gap)
                     else:
                         first_m = a.out / "manifests" / f"two-round-{method}-{tag}.csv"
-                        half = suggest(lab, views, first_m.with_name(first_m.stem + "-round1.csv"), n // 2, seed, a.min_gap)
+                        round1_m = first_m.with_name(first_m.stem + "-round1.csv")
+                        half = suggest(lab, views, round1_m, n // 2, seed, a.min_gap)
                         if a.masks_only:
                             masked_copy(root, a.out / "data" / f"two-round-{method}-{tag}-round1", lab, half)
                             print(f"  {strategy}/{method}: round 1 mask written; round 2 needs its run", flush=True)
@@ -262,14 +267,14 @@ def main() -> None:
                         r1 = f"two-round-round1-{method}-{tag}"
                         train_cell(r1, r1_root, method, seed, a)
                         if not first_m.is_file():
-                            first_m.write_text(first_m.with_name(first_m.stem + "-round1.csv").read_text())
-                        chosen = suggest(lab, views, first_m, n - n // 2, seed, a.min_gap, run=a.out / "runs" / r1)
+                            first_m.write_text(round1_m.read_text())
+                        chosen = suggest(lab, views, first_m, n, seed, a.min_gap, run=a.out / "runs" / r1)
                     got = sum(len(v) for v in chosen.values())
                     if got != n:
                         print(f"  WARNING: {strategy} labelled {got} frames, not {n}: the budgets are not equal "
                               "(lower --min-gap?)", flush=True)
-                    data = masked_copy(root, a.out / "data" / f"{strategy}-{method if strategy == 'two-round' else 'all'}-{tag}",
-                                       lab, chosen)
+                    who = method if strategy == "two-round" else "all"  # uniform/suggest masks serve both methods
+                    data = masked_copy(root, a.out / "data" / f"{strategy}-{who}-{tag}", lab, chosen)
                     if a.masks_only:
                         print(f"  {strategy}: {got} frames → {data}", flush=True)
                         continue

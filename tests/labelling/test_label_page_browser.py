@@ -74,8 +74,8 @@ def wait_ready(d, k=None, timeout=60):
     from selenium.webdriver.support.ui import WebDriverWait
 
     body = lambda d: d.find_element("tag name", "body")  # noqa: E731
-    WebDriverWait(d, timeout).until(
-        lambda d: body(d).get_attribute("data-ready") == "1" and (k is None or body(d).get_attribute("data-k") == str(k)))
+    WebDriverWait(d, timeout).until(lambda d: body(d).get_attribute("data-ready") == "1"
+                                    and (k is None or body(d).get_attribute("data-k") == str(k)))
 
 
 def press(d, keys: str, shift: bool = False):

@@ -4,7 +4,6 @@ clear messages for bad input."""
 import http.client
 import json
 
-import numpy as np
 import pytest
 
 from auspread.errors import ConfigError, DataError

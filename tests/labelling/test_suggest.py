@@ -257,3 +257,15 @@ def test_a_listed_frame_beyond_the_video_is_named(clips, detector, tmp_path):
     m.write_text(f"source,subject,frame,AU01\n{clips['short']},bob,300,1\n")
     with pytest.raises(DataError, match="has 75 frames; the manifest lists frame 300"):
         suggest_labels([str(m)], 2, m, detector=detector)
+
+
+def test_the_same_videos_elsewhere_get_the_same_frames(clips, detector, tmp_path):
+    import shutil
+
+    other = tmp_path / "moved"
+    other.mkdir()
+    shutil.copy(clips["long"], other / "long.mp4")
+    a, _ = suggest_labels([str(clips["long"])], 3, tmp_path / "a.csv", detector=detector, seed=4)
+    b, _ = suggest_labels([str(other / "long.mp4")], 3, other / "b.csv", detector=detector, seed=4)
+    frames = lambda p: [r["frame"] for r in LabelManifest.read(p).rows]  # noqa: E731
+    assert frames(a) == frames(b)

@@ -34,7 +34,8 @@ def _parse_aus(text: Optional[str]) -> list[int] | None:
 def suggest_cmd(
     inputs: list[str] = typer.Argument(..., help="Videos, frame folders, folders of videos, and at most one generic "
                                                  "manifest (.csv/.json) to extend."),
-    budget: int = typer.Option(..., "--budget", "-n", min=1, help="Number of frames to suggest (added to the manifest)."),
+    budget: int = typer.Option(..., "--budget", "-n", min=1,
+                               help="Number of frames to suggest (added to the manifest)."),
     out: Path = typer.Option(..., "--out", "-o", help="The manifest to write (.csv). An existing file is only ever "
                                                       "the input manifest, extended."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="A trained run (or checkpoint): choose the frames "

@@ -46,8 +46,7 @@ class FrameReader:
         elif self.path.is_file():
             self.kind = "video"
             vs = VideoSource(self.path)
-            c, _ = vs._open()  # DataError for files that are not videos
-            c.close()
+            vs.probe()  # DataError for files that are not videos; reads the frame rate
             self.fps = vs.fps
         else:
             raise DataError(self.path, "no such video or frame folder")

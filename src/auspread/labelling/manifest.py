@@ -96,8 +96,14 @@ class LabelManifest:
         return cls(Path(path), [*BASE_COLUMNS, *(au_column(a) for a in aus), REASON, ANSWERED], [])
 
     def get(self, row: dict[str, str], name: str) -> str:
+        """The cell of column ``name`` (any case) in ``row``; empty when there is no such column."""
         col = self._canonical.get(name)
         return row.get(col, "") if col else ""
+
+    def set(self, row: dict[str, str], name: str, value: str) -> None:
+        """Set the cell of column ``name`` (any case; a new column is added)."""
+        self.ensure_columns([name])
+        row[self._canonical[name.lower()]] = value
 
     @property
     def au_columns(self) -> dict[int, str]:

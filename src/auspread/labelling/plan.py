@@ -78,7 +78,7 @@ def load_base(path: Path, out: Path, aus: Sequence[int] | None) -> tuple[LabelMa
             for r in base.rows:
                 src = base.get(r, "source")
                 if src and not Path(src).is_absolute():
-                    r[base._canonical["source"]] = _relative(path.parent / src, out.parent)
+                    base.set(r, "source", _relative(path.parent / src, out.parent))
         base.path = out
     else:  # JSON: its labels become CSV rows
         from auspread.data.readers import read_dataset
@@ -156,9 +156,11 @@ def base_source(p: Path) -> Path:
     return manifest_path(p)
 
 
-def video_seed(seed: int, source: str) -> list[int]:
-    """A video's own seed: the same picks for a video whatever else is in the list."""
-    return [int(seed) & 0xFFFFFFFF, zlib.crc32(source.encode("utf-8"))]
+def video_seed(seed: int, entry: VideoEntry) -> list[int]:
+    """A video's own seed, from its subject, task and file name (not its folder, so a moved or copied data set
+    picks the same frames): the same picks for a video whatever else is in the list."""
+    key = f"{entry.subject}/{entry.task}/{Path(entry.source).name}"
+    return [int(seed) & 0xFFFFFFFF, zlib.crc32(key.encode("utf-8"))]
 
 
 def suggest_labels(inputs: Sequence[str], budget: int, out: str | Path, *, scorer: Scorer | None = None,
@@ -234,7 +236,7 @@ def _spend(entries: list[VideoEntry], scanned: list[Candidates], scores: list[np
         for i, (e, c, s, k) in enumerate(zip(entries, scanned, scores, shares)):
             if k:
                 taken = sorted(e.listed | {x.frame for x in picks[i]})
-                picks[i] += select(c, k, labelled=taken, seed=video_seed(seed, e.source), min_gap=min_gap, scores=s)
+                picks[i] += select(c, k, labelled=taken, seed=video_seed(seed, e), min_gap=min_gap, scores=s)
         left = budget - sum(len(p) for p in picks)
         if left <= 0:
             break

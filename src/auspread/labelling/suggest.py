@@ -162,10 +162,13 @@ class Pick:
 
 
 def embed(features: np.ndarray, times: np.ndarray, duration: float) -> np.ndarray:
-    """Appearance scaled to a median pairwise distance of 1, plus time as a fraction of the video."""
+    """Appearance scaled to a median pairwise distance of 1 (among frames with a face), plus time as a fraction
+    of the video. Rows without a face (NaN) become zeros; they are never candidates."""
+    ok = np.isfinite(features).all(1)
     f = np.nan_to_num(features.astype(np.float64))
-    if len(f) > 1:
-        sample = f[np.linspace(0, len(f) - 1, min(len(f), 300)).astype(int)]
+    if ok.sum() > 1:
+        rows = np.flatnonzero(ok)
+        sample = f[rows[np.linspace(0, len(rows) - 1, min(len(rows), 300)).astype(int)]]
         d = np.sqrt(((sample[:, None] - sample[None]) ** 2).sum(-1))
         med = np.median(d[np.triu_indices(len(sample), 1)])
         if med > 1e-9:
@@ -182,8 +185,8 @@ def uncertainty(probs: np.ndarray, thresholds: Sequence[float] | float = 0.5) ->
     return np.clip(u, 0, 1).mean(1)
 
 
-def select(cands: Candidates, k: int, *, labelled: Sequence[int] = (), seed: int = 0, min_gap: float = 1.0,
-           scores: np.ndarray | None = None, describe: Callable[[int], str] | None = None) -> list[Pick]:
+def select(cands: Candidates, k: int, *, labelled: Sequence[int] = (), seed: int | Sequence[int] = 0,
+           min_gap: float = 1.0, scores: np.ndarray | None = None) -> list[Pick]:
     """Choose up to ``k`` frames of one video (module docstring): k-center without ``scores``, guided with the
     per-candidate uncertainty ``scores`` (NaN: not a candidate). Frames in ``labelled`` are never chosen, and
     neither are frames within ``min_gap`` seconds of them or of each other."""
@@ -220,8 +223,6 @@ def select(cands: Candidates, k: int, *, labelled: Sequence[int] = (), seed: int
             j = int(elig[np.argmax(value)])
             near = "no labelled frame yet" if np.isinf(dist[j]) else f"distance {dist[j]:.2f} from the labelled"
             why = f"guided {len(picks) + 1}/{k}: model uncertainty {scores[j]:.2f}, {near}"
-        if describe is not None:
-            why += describe(j)
         picks.append(Pick(int(cands.frames[j]), f"{why}; t={cands.times[j]:.2f}s"))
         ok &= np.abs(cands.times - cands.times[j]) >= min_gap
         dist = np.minimum(dist, np.linalg.norm(z - z[j], axis=1))
@@ -256,6 +257,8 @@ class ModelScorer:
         self._predictor = Predictor(self.bundle, self.options)
 
     def probabilities(self, path: Path) -> np.ndarray:
+        """Frame positions as the manifest counts them: decode order of a video; for a frame folder, the image
+        order of ``auspread predict`` (the same as the manifest's for .jpg/.jpeg/.png/.bmp folders)."""
         from auspread.media import expand_inputs
 
         table = self._predictor.predict(expand_inputs([str(path)])[0])
