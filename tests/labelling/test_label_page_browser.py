@@ -163,6 +163,12 @@ def test_label_with_the_keyboard_kill_restart_and_resume(browser, clips, tmp_pat
             [["1", "0", "0"], ["0", "1", ""], ["1", "0", "1"], ["0", "0", "0"], ["", "", ""]]
         assert [bool(x["answered"]) for x in final] == [True, True, True, True, False]
         assert "4 / 5 answered" in d.find_element("id", "progress").text
+        from auspread.data.readers import read_dataset
+
+        m.write_text("".join(line for line in m.read_text().splitlines(True) if ",900," not in line))
+        idx = read_dataset("generic", m)  # the filled manifest is training data as it stands
+        assert idx.videos[0].labels[[20, 100]].tolist() == [[1, 0, 0], [0, 1, -1]]
+        assert idx.videos[1].labels[[10, 60]].tolist() == [[1, 0, 1], [0, 0, 0]]
     finally:
         proc.kill()
         proc.wait(10)
