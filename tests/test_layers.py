@@ -9,7 +9,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "auspread"
 BOTTOM = ["data", "faces", "models", "losses"]
 ABOVE = ("auspread.engine", "auspread.methods", "auspread.predict", "auspread.study", "auspread.cli",
-         "auspread.evaluation", "auspread.export")
+         "auspread.evaluation", "auspread.export", "auspread.labelling")
 
 
 def imported_modules(path: Path, src: Path = SRC) -> list[tuple[int, str]]:

@@ -33,7 +33,7 @@ def _main(
 
 
 # command modules, each with register(app); one line per module
-_COMMANDS = ["synth", "data", "prepare", "train", "pretrain", "study", "predict", "export", "doctor"]
+_COMMANDS = ["synth", "data", "prepare", "train", "pretrain", "study", "predict", "export", "label", "doctor"]
 
 
 def register_commands(names: list[str]) -> None:
