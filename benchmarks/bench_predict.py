@@ -154,7 +154,7 @@ def build_bundle(method: str, image_size: int):
     from auspread.engine.config import build_config
     from auspread.engine.run import build_method
     from auspread.methods.base import DatasetInfo
-    from auspread.predict.pipeline import ModelBundle
+    from auspread.predict.options import ModelBundle
 
     aus = (1, 2, 4, 6, 7, 10, 12, 14, 15, 17, 23, 24)
     cfg = build_config({"method": {"name": method}, "data": {"image_size": image_size}})
@@ -222,9 +222,11 @@ def main() -> None:
 
     from auspread.faces.align import alignment_matrices
     from auspread.faces.detect import FaceDetector
-    from auspread.faces.track import FaceTracker
+    from auspread.faces.follow import FaceFollower
     from auspread.media import VideoSource
-    from auspread.predict.pipeline import PredictOptions, Predictor, _warp_frames
+    from auspread.predict.align import _warp_frames
+    from auspread.predict.options import PredictOptions
+    from auspread.predict.pipeline import Predictor
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_predict_"))
     video = a.video or (None if a.quick else pexels(a.fetch)) or make_video(tmp / "clip.mp4", a.frames)
@@ -269,9 +271,9 @@ def main() -> None:
             return [None for _, _ in zip(range(n), VideoSource(video).frames())]
 
         def search():
-            tracker = FaceTracker(detector, new.options.tracking)
-            out = [d for i in range(0, n, bs) for d in new._tracked_block(frames[i : i + bs], tracker)]
-            return out, dict(tracker.counts)
+            follower = FaceFollower(detector, new.options.detect_every, new.options.tracking)
+            out = [d for i in range(0, n, bs) for d in follower.tracked_block(frames[i : i + bs])]
+            return out, dict(follower.counts)
 
         def stage_search():  # alone: with the detection thread's intra-op threads, as in the pipeline
             return with_threads(new.thread_split()[0], search)
@@ -285,20 +287,20 @@ def main() -> None:
                          for d in ref_faces])
 
         def stage_align():
-            return [new._to_input(_warp_frames(imgs[i : i + bs], mats[i : i + bs], new.options.align_size))
+            return [new.runner.to_input(_warp_frames(imgs[i : i + bs], mats[i : i + bs], new.options.align_size))
                     for i in range(0, n, bs)]
 
         inputs = stage_align()
 
         def stage_model():  # alone: with every thread
-            return new._run_model(iter(inputs), n)
+            return new.runner.run(iter(inputs), n)
 
         stage_model()  # warm-up (first-call allocations, oneDNN kernels)
         for v in variants:
             if _swaps_trunks(VARIANTS[v]):  # the one-off compile, outside the timed rounds
                 t0 = time.perf_counter()
                 for _ in range(4):  # int8: until calibrated (its first chunks run in fp32) and compiled
-                    with_threads(preds[v].thread_split()[1], preds[v]._run_model, iter(inputs), n)
+                    with_threads(preds[v].thread_split()[1], preds[v].runner.run, iter(inputs), n)
                     if preds[v].quantize_status != "calibrating":
                         break
                 print(f"  {v}: compile + first chunk {time.perf_counter() - t0:.1f} s (compiled {preds[v].compile_status}, quantized {preds[v].quantize_status})",

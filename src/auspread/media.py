@@ -57,6 +57,10 @@ class Source:
     def num_frames_hint(self) -> int | None:
         return None
 
+    def count_frames(self) -> int | None:
+        """The frame count found by reading the source without decoding it (``None``: unknown)."""
+        return self.num_frames_hint()
+
 
 class VideoSource(Source):
     kind = "video"
@@ -96,6 +100,17 @@ class VideoSource(Source):
 
     def num_frames_hint(self) -> int | None:
         return self._declared
+
+    def count_frames(self) -> int | None:
+        """The video packets holding data, demuxed without decoding: an upper bound on the decoded frames (an edit
+        list can drop some); ``None`` when the file cannot be read."""
+        import av
+
+        try:
+            with av.open(self.path) as c:
+                return max(1, sum(1 for p in c.demux(c.streams.video[0]) if p.size))
+        except Exception:  # unreadable here: decoding reports it with the file's name
+            return None
 
     def frames(self) -> Iterator[Frame]:
         container, stream = self._open()

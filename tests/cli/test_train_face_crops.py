@@ -78,18 +78,20 @@ def test_training_prepares_face_crops_once_and_unlabels_no_face_frames(manifest,
 
 def test_crops_are_the_ones_predict_makes(manifest, cache, monkeypatch):
     """Same detector, template, margin and size: the training crop of a frame with a face is predict's crop."""
+    import auspread.predict.align as pa
+    import auspread.predict.options as po
     import auspread.predict.pipeline as pp
     from predict_fakes import tiny_bundle
 
     from auspread.faces.prepare import PrepareOptions
     from auspread.media import VideoSource
 
-    assert (pp.PredictOptions().align_size, pp.PredictOptions().margin) == (PrepareOptions().size,
+    assert (po.PredictOptions().align_size, po.PredictOptions().margin) == (PrepareOptions().size,
                                                                             PrepareOptions().margin)
     seen = []
-    warp = pp._warp_frames
-    monkeypatch.setattr(pp, "_warp_frames", lambda *a: seen.append(warp(*a)) or seen[-1])
-    pr = pp.Predictor(tiny_bundle(), pp.PredictOptions(batch_size=8, amp="off", detect_every=1, prefetch=False))
+    warp = pa._warp_frames
+    monkeypatch.setattr(pa, "_warp_frames", lambda *a: seen.append(warp(*a)) or seen[-1])
+    pr = pp.Predictor(tiny_bundle(), po.PredictOptions(batch_size=8, amp="off", detect_every=1, prefetch=False))
     tab = pr.predict(VideoSource(manifest.parent / "anna.mp4"))
     theirs = np.concatenate(seen)
     anna = _by_subject(read_index(DataConfig(dataset="generic", root=manifest), progress=False))["anna"]

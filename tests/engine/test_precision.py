@@ -46,7 +46,7 @@ def test_explicit_bf16_on_an_emulating_gpu_warns_once(monkeypatch, fresh_warning
 
 
 def test_predict_auto_precision_follows_the_same_gpu_rule(monkeypatch):
-    from auspread.predict.pipeline import auto_precision
+    from auspread.predict.runner import auto_precision
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: (7, 5))

@@ -39,7 +39,7 @@ def test_guided_suggestions_with_a_model_on_a_real_clip(clips_dir, tmp_path):
     from predict_fakes import tiny_bundle
 
     from auspread.labelling.suggest import ModelScorer
-    from auspread.predict.pipeline import PredictOptions
+    from auspread.predict.options import PredictOptions
 
     scorer = ModelScorer(tiny_bundle(), PredictOptions(batch_size=16, prefetch=False))
     first, _ = suggest_labels([str(clips_dir / "single_face.mp4")], 1, tmp_path / "m.csv")

@@ -49,7 +49,7 @@ def tiny_info(aus=(1, 2, 4, 6, 12), image_size: int = 32) -> DatasetInfo:
 
 
 def tiny_bundle(aus=(1, 2, 4, 6, 12), image_size: int = 32, store_size: int = 36):
-    from auspread.predict.pipeline import ModelBundle
+    from auspread.predict.options import ModelBundle
 
     m = TinyMethod(TinyOptions(), tiny_info(aus, image_size))
     return ModelBundle(m, tuple(aus), image_size, store_size, {"method": "tiny_predict_test"})

@@ -18,7 +18,8 @@ from auspread.methods.base import DatasetInfo
 from auspread.models.backbones import ResNetFeatures
 from auspread.predict import compiled as C
 from auspread.predict.inputs import VideoSource
-from auspread.predict.pipeline import ModelBundle, PredictOptions, Predictor
+from auspread.predict.options import ModelBundle, PredictOptions
+from auspread.predict.pipeline import Predictor
 
 AUS = (1, 2, 4, 6, 12)
 

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from auspread.errors import ConfigError
-from auspread.predict.pipeline import PredictionTable
+from auspread.predict.options import PredictionTable
 from auspread.predict.writers import columns, to_frame, write_table
 
 

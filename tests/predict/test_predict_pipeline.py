@@ -7,7 +7,8 @@ from predict_fakes import tiny_bundle
 
 from auspread.methods.base import Method
 from auspread.predict.inputs import ImageSequence, VideoSource
-from auspread.predict.pipeline import ModelBundle, PredictOptions, Predictor
+from auspread.predict.options import ModelBundle, PredictOptions
+from auspread.predict.pipeline import Predictor
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +149,7 @@ def test_image_sequence_of_mixed_sizes(predictor, faces, tmp_path):
 
 
 def test_prefetch_thread_gives_identical_rows_and_propagates_errors(faces, tmp_path):
-    from auspread.predict.pipeline import prefetch
+    from auspread.predict.prefetch import prefetch
 
     v = _video(tmp_path, composite(faces[0][:5], [True, False, True, True, True]))
     a = Predictor(tiny_bundle(), PredictOptions(batch_size=2, prefetch=True)).predict(v)

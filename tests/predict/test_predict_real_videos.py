@@ -8,7 +8,8 @@ from predict_fakes import tiny_bundle
 from tests.pyfeat_clips import pyfeat_clips
 
 from auspread.predict.inputs import expand_inputs
-from auspread.predict.pipeline import PredictOptions, Predictor
+from auspread.predict.options import PredictOptions
+from auspread.predict.pipeline import Predictor
 
 pytestmark = pytest.mark.network
 

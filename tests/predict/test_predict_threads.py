@@ -9,7 +9,9 @@ from faces_fakes import composite, write_video
 from predict_fakes import tiny_bundle
 
 from auspread.predict.inputs import VideoSource
-from auspread.predict.pipeline import PredictOptions, Predictor, prefetch
+from auspread.predict.options import PredictOptions
+from auspread.predict.pipeline import Predictor
+from auspread.predict.prefetch import prefetch
 from auspread.predict.threads import ModelThreadTuner, StageClock, keep_raise, should_raise
 
 

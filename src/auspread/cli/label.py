@@ -58,7 +58,7 @@ def suggest_cmd(
         from auspread.engine.distributed import resolve_device
         from auspread.labelling.suggest import ModelScorer
         from auspread.predict.model import load_model
-        from auspread.predict.pipeline import PredictOptions
+        from auspread.predict.options import PredictOptions
 
         scorer = ModelScorer(load_model(model, resolve_device(device)), PredictOptions(no_detect=no_detect))
     path, reports = suggest_labels(inputs, budget, out, scorer=scorer, aus=_parse_aus(aus), seed=seed,

@@ -68,7 +68,8 @@ def predict_cmd(
     from auspread.faces.detect import DetectorOptions
     from auspread.media import expand_inputs
     from auspread.predict.model import load_model, resolve_threshold
-    from auspread.predict.pipeline import PredictOptions, Predictor
+    from auspread.predict.options import PredictOptions
+    from auspread.predict.pipeline import Predictor
     from auspread.predict.writers import to_frame, write_sidecar, write_table
 
     if fmt not in ("csv", "parquet"):

@@ -67,13 +67,23 @@ def _say_once(key: str, text: str) -> None:
         print(text, file=sys.stderr)
 
 
+def native_amp(device: torch.device, fp16: bool = True) -> Amp:
+    """The fastest precision ``device`` computes natively (the rule of ``auto``, module docstring): bf16 on a GPU
+    of compute capability 8.0 or later and on a CPU with oneDNN bf16, fp16 on older GPUs (``off`` when ``fp16`` is
+    False: inference without a gradient scaler), else ``off`` (fp32)."""
+    if device.type == "cuda":
+        return "bf16" if cuda_has_native_bf16(device) else ("fp16" if fp16 else "off")
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return "bf16"
+    return "off"
+
+
 def resolve_amp(amp: str, device: torch.device) -> Amp:
     """The precision actually used for ``optim.amp`` (``off``, ``bf16``, ``fp16`` or ``auto``) on ``device``."""
     if amp == "auto":
-        if device.type == "cuda":
-            return "bf16" if cuda_has_native_bf16(device) else "fp16"
-        if device.type == "cpu" and cpu_has_native_bf16():
-            return "bf16"
+        native = native_amp(device)
+        if native != "off":
+            return native
         if device.type == "cpu":
             _say_once("auto-cpu", "optim.amp=auto: fp32 (this CPU has no native bf16, which PyTorch "
                                   "would emulate many times slower)")

@@ -12,7 +12,7 @@ import torch
 
 from auspread.errors import ConfigError
 from auspread.evaluation.thresholds import AUThresholds
-from auspread.predict.pipeline import ModelBundle
+from auspread.predict.options import ModelBundle
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> ModelBundle:

@@ -32,7 +32,7 @@ from auspread.aus import au_codes
 from auspread.errors import ConfigError
 from auspread.evaluation.thresholds import per_au
 from auspread.io import atomic_path, atomic_write_text, publish
-from auspread.predict.pipeline import PredictionTable
+from auspread.predict.options import PredictionTable
 
 
 def columns(aus: tuple[int, ...], all_faces: bool = False) -> list[str]:
