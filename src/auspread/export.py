@@ -106,6 +106,8 @@ def run_exported(path: str | Path, frames: torch.Tensor) -> torch.Tensor:
 def export_run(run_dir: str | Path, fmt: Format = "torchscript", out: str | Path | None = None, check: bool = True,
                seed: int = 0) -> ExportResult:
     """Export the inference model of a run folder; by default verify it on a random batch of two frames."""
+    from auspread.engine.checkpoint import Key
+
     method, cfg, info, state = load_run_model(run_dir, with_state=True)
     module = method.export_module()
     size = int(info.image_size)
@@ -119,7 +121,7 @@ def export_run(run_dir: str | Path, fmt: Format = "torchscript", out: str | Path
         with torch.no_grad():
             ref = module.eval().cpu()(example)
         diff = float((run_exported(path, example) - ref).abs().max())
-    th = state.get("thresholds")
+    th = state.get(Key.THRESHOLDS)
     from auspread.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
     sidecar = path.with_suffix(".json")

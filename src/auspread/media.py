@@ -109,7 +109,7 @@ class VideoSource(Source):
         try:
             with av.open(self.path) as c:
                 return max(1, sum(1 for p in c.demux(c.streams.video[0]) if p.size))
-        except Exception:  # unreadable here: decoding reports it with the file's name
+        except Exception:  # noqa: BLE001 - unreadable here: decoding reports it, naming the file
             return None
 
     def frames(self) -> Iterator[Frame]:

@@ -122,11 +122,11 @@ def register(app: typer.Typer) -> None:
         if resume is not None:
             if overrides or config is not None:
                 raise ConfigError("--resume continues a run with its saved config; do not pass --config or overrides")
-            from auspread.engine.checkpoint import LAST, load_checkpoint
+            from auspread.engine.checkpoint import LAST, Key, load_checkpoint
             from auspread.engine.config import build_config
             from auspread.engine.run import check_run_dir
 
-            cfg = build_config(load_checkpoint(check_run_dir(resume, need=LAST) / "checkpoints" / LAST)["config"])
+            cfg = build_config(load_checkpoint(check_run_dir(resume, need=LAST) / "checkpoints" / LAST)[Key.CONFIG])
         else:
             cfg = _config(config, overrides or [], method)
         try:

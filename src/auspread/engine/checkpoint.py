@@ -17,17 +17,42 @@ import torch
 
 from auspread.errors import RunError
 from auspread.io import atomic_path
+from auspread.models.weights import CONFIG_KEY, MODEL_KEY
 
 FORMAT = "auspread-checkpoint/1"
 LAST = "last.pt"
 BEST = "best.pt"
 
 
+class Key:
+    """The keys of a checkpoint dict, written by the trainer (:meth:`~auspread.engine.loop.Trainer.state_dict`)
+    and the run (``extra``: config, dataset info, thresholds), read by resume, evaluation, predict and export."""
+
+    FORMAT = "format"  # the format tag (:data:`FORMAT`)
+    CONFIG = CONFIG_KEY  # the resolved run config as plain data: a checkpoint alone rebuilds its model
+    DATASET_INFO = "dataset_info"  # the dataset's AUs, class weights, ... (engine.data.info_to_dict)
+    KIND = "kind"  # "pretrain" for a pretraining run's checkpoint
+    MODEL = MODEL_KEY  # the method's state dict
+    EMA = "ema"  # the EMA weights' state dict (evaluation uses them when present), or None
+    EPOCH = "epoch"  # epochs completed
+    STEP = "step"
+    WORLD_SIZE = "world_size"
+    OPTIMIZERS = "optimizers"
+    SCHEDULE = "schedule"
+    SCALER = "scaler"  # the fp16 gradient scaler's state, or None
+    RNG = "rng"  # one generator state per rank (rng_state)
+    SAMPLER = "sampler"
+    BEST = "best"  # {"epoch", "val_f1"} of the best epoch so far
+    VAL = "val"  # the validation scores of this epoch
+    HISTORY = "history"  # one record per epoch
+    THRESHOLDS = "thresholds"  # per-AU thresholds chosen on the validation subjects (best.pt; AUThresholds.to_dict)
+
+
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     """Atomically write ``state`` (plus the format tag) to ``path``."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **state}, tmp)
+        torch.save({Key.FORMAT: FORMAT, **state}, tmp)
     return path
 
 
@@ -40,7 +65,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated, not a torch file, or unsafe content
         raise RunError(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+    if not isinstance(state, dict) or state.get(Key.FORMAT) != FORMAT:
         raise RunError(f"{path}: not an auspread checkpoint (format tag missing)")
     return state
 

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from auspread.engine import distributed as D
-from auspread.engine.checkpoint import BEST, LAST, rng_state, save_checkpoint, set_rng_state
+from auspread.engine.checkpoint import BEST, LAST, Key, rng_state, save_checkpoint, set_rng_state
 from auspread.engine.config import OptimConfig, RunConfig
 from auspread.engine.logging import RunLogger
 from auspread.engine.precision import resolve_amp
@@ -67,7 +67,7 @@ def _fusable(groups: list[dict]) -> bool:
     return bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
 
 
-RESUME_ONLY = ("optimizers", "scaler")  # what only continuing a run needs: in last.pt, not in best.pt
+RESUME_ONLY = (Key.OPTIMIZERS, Key.SCALER)  # what only continuing a run needs: in last.pt, not in best.pt
 
 
 def best_checkpoint(state: dict) -> dict:
@@ -293,38 +293,38 @@ class Trainer:
         sampler = self.batches.state_dict() if hasattr(self.batches, "state_dict") else {}
         return {
             **self.extra,
-            "epoch": self.epoch,
-            "step": self.step,
-            "world_size": self.dist.world_size,
-            "model": self.method.state_dict(),
-            "ema": self.ema.state_dict() if self.ema else None,
-            "optimizers": [o.state_dict() for o in self.optimizers],
-            "schedule": self.schedule.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler else None,
-            "rng": rngs,
-            "sampler": {"epoch": self.epoch, **sampler},
-            "best": {"epoch": self.best_epoch, "val_f1": self.best_val_f1},
-            "val": val,
-            "history": self.history,
+            Key.EPOCH: self.epoch,
+            Key.STEP: self.step,
+            Key.WORLD_SIZE: self.dist.world_size,
+            Key.MODEL: self.method.state_dict(),
+            Key.EMA: self.ema.state_dict() if self.ema else None,
+            Key.OPTIMIZERS: [o.state_dict() for o in self.optimizers],
+            Key.SCHEDULE: self.schedule.state_dict(),
+            Key.SCALER: self.scaler.state_dict() if self.scaler else None,
+            Key.RNG: rngs,
+            Key.SAMPLER: {"epoch": self.epoch, **sampler},
+            Key.BEST: {"epoch": self.best_epoch, "val_f1": self.best_val_f1},
+            Key.VAL: val,
+            Key.HISTORY: self.history,
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.method.load_state_dict(state["model"])
-        if self.ema is not None and state.get("ema") is not None:
-            self.ema.load_state_dict(state["ema"])
-        for o, s in zip(self.optimizers, state["optimizers"]):
+        self.method.load_state_dict(state[Key.MODEL])
+        if self.ema is not None and state.get(Key.EMA) is not None:
+            self.ema.load_state_dict(state[Key.EMA])
+        for o, s in zip(self.optimizers, state[Key.OPTIMIZERS]):
             o.load_state_dict(s)
-        self.schedule.load_state_dict(state["schedule"])
-        if self.scaler is not None and state.get("scaler") is not None:
-            self.scaler.load_state_dict(state["scaler"])
-        self.epoch, self.step = int(state["epoch"]), int(state["step"])
-        self.best_epoch = state["best"]["epoch"]
-        self.best_val_f1 = state["best"]["val_f1"]
-        self.history = list(state.get("history") or [])
-        if hasattr(self.batches, "load_state_dict") and len(state.get("sampler", {})) > 1:
-            self.batches.load_state_dict({k: v for k, v in state["sampler"].items() if k != "epoch"})
-        rngs = state["rng"]
-        same_world = int(state.get("world_size", 1)) == self.dist.world_size
+        self.schedule.load_state_dict(state[Key.SCHEDULE])
+        if self.scaler is not None and state.get(Key.SCALER) is not None:
+            self.scaler.load_state_dict(state[Key.SCALER])
+        self.epoch, self.step = int(state[Key.EPOCH]), int(state[Key.STEP])
+        self.best_epoch = state[Key.BEST]["epoch"]
+        self.best_val_f1 = state[Key.BEST]["val_f1"]
+        self.history = list(state.get(Key.HISTORY) or [])
+        if hasattr(self.batches, "load_state_dict") and len(state.get(Key.SAMPLER, {})) > 1:
+            self.batches.load_state_dict({k: v for k, v in state[Key.SAMPLER].items() if k != "epoch"})
+        rngs = state[Key.RNG]
+        same_world = int(state.get(Key.WORLD_SIZE, 1)) == self.dist.world_size
         set_rng_state(rngs[self.dist.rank] if same_world and self.dist.rank < len(rngs) else rngs[0])
         # the logs read as one run: drop what the killed process wrote after this checkpoint
         self.logger.close()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from auspread.engine.checkpoint import BEST, load_checkpoint
+from auspread.engine.checkpoint import BEST, Key, load_checkpoint
 from auspread.engine.config import RunConfig, apply_overrides, build_config
 from auspread.engine.data import info_from_dict
 from auspread.errors import AuspreadError, ConfigError, RunError
@@ -67,10 +67,10 @@ def resolve_checkpoint(path: str | Path, need: str = BEST) -> Path:
 def eval_weights(method: Method, state: dict) -> Method:
     """The model evaluation uses: ``method`` with the checkpoint's weights, or a copy with its EMA weights if the
     run kept them (``method`` itself then holds the raw weights, e.g. to continue training)."""
-    method.load_state_dict(state["model"])
-    if state.get("ema") is not None:
+    method.load_state_dict(state[Key.MODEL])
+    if state.get(Key.EMA) is not None:
         method = copy.deepcopy(method)
-        method.load_state_dict(state["ema"])
+        method.load_state_dict(state[Key.EMA])
     return method
 
 
@@ -81,12 +81,12 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu", overrides
     ``overrides`` (``data.root=…``) change the returned config, not the network."""
     ckpt = resolve_checkpoint(path, need)
     state = load_checkpoint(ckpt, map_location="cpu")
-    missing = [k for k in ("config", "dataset_info", "model") if k not in state]
+    missing = [k for k in (Key.CONFIG, Key.DATASET_INFO, Key.MODEL) if k not in state]
     if missing:
         raise RunError(f"{ckpt}: checkpoint lacks {', '.join(missing)}; it cannot rebuild its model")
-    cfg = build_config(apply_overrides(copy.deepcopy(state["config"]), list(overrides or [])))
+    cfg = build_config(apply_overrides(copy.deepcopy(state[Key.CONFIG]), list(overrides or [])))
     try:
-        info = info_from_dict(state["dataset_info"])
+        info = info_from_dict(state[Key.DATASET_INFO])
         method = eval_weights(build_method(cfg, info, None), state)
     except AuspreadError:
         raise

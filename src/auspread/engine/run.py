@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from auspread.engine import distributed as D
-from auspread.engine.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
+from auspread.engine.checkpoint import BEST, LAST, Key, load_checkpoint, save_checkpoint
 from auspread.engine.config import RunConfig, build_config, config_to_dict, dump_yaml
 from auspread.engine.data import (Splits, dataset_info, eval_transform, info_from_dict, info_to_dict, label_summary,
                                   open_store, read_index, split_index)
@@ -160,7 +160,6 @@ def _notes(cfg: RunConfig, splits: Splits, best_epoch: int | None, selected: str
 
 
 # --- per-AU thresholds chosen on the validation subjects ------------------------------------------------------
-THRESHOLDS_KEY = "thresholds"  # in best.pt
 
 
 def _fit_val_thresholds(model, store, splits: Splits, tf, device, dist=None, autocast=None,
@@ -202,7 +201,7 @@ class _BestValPredictions:
 
 def _store_thresholds(run_dir: Path, state: dict, th: AUThresholds, test_at: AUScores | None) -> None:
     """Add ``th`` to ``best.pt`` (atomically) and write ``results/thresholds.json`` (with the test scores at them)."""
-    save_checkpoint(run_dir / "checkpoints" / BEST, {**state, THRESHOLDS_KEY: th.to_dict()})
+    save_checkpoint(run_dir / "checkpoints" / BEST, {**state, Key.THRESHOLDS: th.to_dict()})
     body = {**th.to_dict(), "note": "per-AU thresholds with the best F1 on the validation subjects, applied "
                                     "unchanged to other people; the protocol's scores use 0.5"}
     if test_at is not None:
@@ -228,8 +227,8 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
     if resume is not None:
         run_dir = check_run_dir(resume, need=LAST)
         resume_state = load_checkpoint(run_dir / "checkpoints" / LAST)
-        cfg = build_config(resume_state["config"])
-        if resume_state["epoch"] >= cfg.optim.epochs and (run_dir / "results" / "summary.json").is_file():
+        cfg = build_config(resume_state[Key.CONFIG])
+        if resume_state[Key.EPOCH] >= cfg.optim.epochs and (run_dir / "results" / "summary.json").is_file():
             raise RunError(f"{run_dir}: run already finished ({cfg.optim.epochs} epochs); nothing to resume")
     show = progress and dist.is_main
     if cfg.threads:
@@ -261,7 +260,7 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
         raise DataError(index.root or index.dataset, "the training split has no labelled frame")
     if resume is None:  # the run folder appears only once the data is known to be usable
         run_dir = D.broadcast_object(_new_run_dir(cfg) if dist.is_main else None)
-    info = dataset_info(sparse.index, cfg.data) if resume_state is None else info_from_dict(resume_state["dataset_info"])
+    info = dataset_info(sparse.index, cfg.data) if resume_state is None else info_from_dict(resume_state[Key.DATASET_INFO])
     train_store, val_store, test_store = _open_stores(dist, show, cfg.data, [splits.train, splits.val, splits.test])
 
     seed_everything(cfg.seed)  # the same initial weights whatever was drawn while reading the data
@@ -296,7 +295,7 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
     D.barrier()
 
     trainer = Trainer(cfg, method, batches, validate, run_dir, device, dist, progress=show,
-                      checkpoint_extra={"config": config_to_dict(cfg), "dataset_info": info_to_dict(info)}, hooks=hooks)
+                      checkpoint_extra={Key.CONFIG: config_to_dict(cfg), Key.DATASET_INFO: info_to_dict(info)}, hooks=hooks)
     fit: FitResult = trainer.fit(resume_state)
     D.barrier()
 
@@ -306,7 +305,7 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
     scores, preds = evaluate_split(model, test_store, splits.test, tf, device, dist=dist, autocast=autocast,
                                    keep_predictions=True, progress=show, desc="test")
     selected = "test" if splits.val_is_test else ("val" if splits.val is not None else "last")
-    best_val = best["best"]["val_f1"]
+    best_val = best[Key.BEST]["val_f1"]
     thresholds = test_at = None
     if selected == "val":  # not when the "validation" frames are the test fold's (data.select_on=test)
         thresholds = _fit_val_thresholds(model, val_store, splits, tf, device, dist, autocast, show,
@@ -314,7 +313,7 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
         if thresholds is not None:
             test_at = scores_on_predictions(preds, splits.test.aus, thresholds)
     summary = RunSummary(
-        run_dir=run_dir, best_epoch=best["epoch"], val_f1=best_val if selected == "val" else None,
+        run_dir=run_dir, best_epoch=best[Key.EPOCH], val_f1=best_val if selected == "val" else None,
         test_f1=scores.mean_f1, test_accuracy=scores.mean_accuracy,
         test_per_au={f"AU{a}": float(f) for a, f in zip(scores.aus, scores.f1)},
         train_fps=fit.train_fps, epochs=fit.epochs_done, steps=fit.steps, seconds=time.time() - t_start,
@@ -328,21 +327,21 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
     if dist.is_main:
         title = f"{cfg.method.name}: test F1 per AU (fold {cfg.data.fold})"
         write_results(run_dir / "results", scores, split="test", title=title,
-                      notes=_notes(cfg, splits, best["epoch"], selected)
+                      notes=_notes(cfg, splits, best[Key.EPOCH], selected)
                       + [f"all-positive predictor (every AU always on) on the same frames: mean F1 "
                          f"{100 * summary.test_f1_all_positive:.1f}",
                          f"training precision: {'fp32' if trainer.amp == 'off' else trainer.amp} (optim.amp={cfg.optim.amp}) "
                          f"on {summary.cpu}"]
                       + ([_thresholds_note(test_at, scores)] if test_at is not None else []),
                       predictions=preds,
-                      extra={"best_epoch": best["epoch"], "selected_on": selected})
+                      extra={"best_epoch": best[Key.EPOCH], "selected_on": selected})
         if thresholds is not None:
             _store_thresholds(run_dir, best, thresholds, test_at)
         # written last: summary.json marks the run finished (a run killed before it resumes into this evaluation)
         atomic_write_text(run_dir / "results" / "summary.json", json.dumps(summary.to_dict(), indent=2))
         log = RunLogger(run_dir, tensorboard=False)
         log.log("test", fit.steps, fit.epochs_done, {"mean_f1": scores.mean_f1, "mean_accuracy": scores.mean_accuracy,
-                                                     "best_epoch": best["epoch"]})
+                                                     "best_epoch": best[Key.EPOCH]})
     D.barrier()
     return summary
 
@@ -387,9 +386,9 @@ def evaluate_run(run_dir: str | Path, data_overrides: list[str] | None = None, s
     if out_dir is None:
         out_dir = run_dir / "results" / ("eval-" + _slug("_".join(data_overrides)) if data_overrides else "")
     selected = "test" if splits.val_is_test else ("val" if splits.val is not None else "last")
-    th = AUThresholds.from_dict(state[THRESHOLDS_KEY]) if state.get(THRESHOLDS_KEY) else None
+    th = AUThresholds.from_dict(state[Key.THRESHOLDS]) if state.get(Key.THRESHOLDS) else None
     at = None
-    notes = _notes(cfg, splits, state["epoch"], selected) + ([f"data overrides: {' '.join(data_overrides)}"] if data_overrides else [])
+    notes = _notes(cfg, splits, state[Key.EPOCH], selected) + ([f"data overrides: {' '.join(data_overrides)}"] if data_overrides else [])
     if th is not None:
         if tuple(th.aus) != tuple(scores.aus):
             raise RunError(f"{trained.checkpoint}: thresholds for AUs {list(th.aus)}, model AUs {list(scores.aus)}")
@@ -398,7 +397,7 @@ def evaluate_run(run_dir: str | Path, data_overrides: list[str] | None = None, s
                                                              if split == "val" and not data_overrides else ""))
     paths = write_results(out_dir, scores, split=split, title=f"{cfg.method.name}: {split} F1 per AU (fold {cfg.data.fold})",
                           notes=notes, predictions=preds,
-                          extra={"best_epoch": state["epoch"], "data_overrides": data_overrides or [],
+                          extra={"best_epoch": state[Key.EPOCH], "data_overrides": data_overrides or [],
                                  "mean_f1_at_val_thresholds": None if at is None else at.mean_f1})
     return EvalResult(run_dir, split, scores, Path(out_dir), paths, th, at)
 

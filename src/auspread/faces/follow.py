@@ -14,8 +14,8 @@ An unreadable image (``Frame.image is None``) has no face.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 

@@ -41,6 +41,7 @@ from auspread.methods.base import (DataSpec, DatasetInfo, Method, MethodOptions,
                                    register_method, scaled_backward, scaled_step)
 from auspread.models.piap import (DWUNet, EncoderArch, LogitsOf, PersonNet, PI2Net, PIAPNet, PIMapSpec,
                                   ProbabilityModule, pi_maps, to_68_points)
+from auspread.models.weights import MODEL_KEY, read_state
 
 Variant = Literal["baseline", "pi-2", "pi-3", "ap", "df", "piap", "piap-df"]
 Stage = Literal["pi1", "pi2", "person", "main", "df"]
@@ -262,9 +263,9 @@ class PIAPDF(Method):
         state dict of the encoder (``encoder.*`` keys, or a PersonNet's). The identity head is not needed."""
         if not Path(path).is_file():
             raise ConfigError(f"{path}: person encoder weights not found (method.person_weights)")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-            state = {k[len("person."):]: v for k, v in state["model"].items() if k.startswith("person.")}
+        state = read_state(path, "method.person_weights")
+        if isinstance(state.get(MODEL_KEY), dict):  # a checkpoint: the person stage of a piap-df run
+            state = {k[len("person."):]: v for k, v in state[MODEL_KEY].items() if k.startswith("person.")}
         enc = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
         if not enc:
             raise ConfigError(f"{path}: no person encoder weights in it (expected 'encoder.*' or 'person.encoder.*' keys)")
@@ -278,13 +279,11 @@ class PIAPDF(Method):
         """§4.1.2 (DISFA): "fine-tune the PIAP model trained on BP4D ... reconnect [the 1280-d vector] to an
         8-dimension output": the main AU encoder of a piap-df checkpoint (``main.encoder.*``; best.pt of a run),
         with a fresh AU head for this dataset's AUs."""
-        from auspread.engine.checkpoint import load_checkpoint
-
         if self.final_stage == "pi2":
             raise ConfigError("method.init_weights initialises the RGB AU encoder, which variant 'pi-2' does not have")
         if not Path(path).is_file():
             raise ConfigError(f"{path}: checkpoint not found (method.init_weights)")
-        model = load_checkpoint(path)["model"]
+        model = read_state(path, "method.init_weights").get(MODEL_KEY) or {}
         enc = {k[len("main.encoder."):]: v for k, v in model.items() if k.startswith("main.encoder.")}
         if not enc:
             raise ConfigError(f"{path}: no 'main.encoder.*' weights (not a piap-df checkpoint with an RGB AU encoder)")

@@ -21,6 +21,7 @@ from torch import nn
 from torchvision import models as tvm
 
 from auspread.errors import ConfigError
+from auspread.models.weights import CONFIG_KEY, MODEL_KEY
 
 # name -> (constructor, feature channels of the last stage)
 _BACKBONES: dict[str, tuple[callable, int]] = {
@@ -120,8 +121,8 @@ def load_pretrained_state(name: str, pretrained: str | None) -> dict | None:
         state = pretrain_trunk_state(state, name, path)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
-    if isinstance(state, dict) and "model" in state and "config" in state:  # an auspread checkpoint
-        state = resnet_state_from_checkpoint(state["model"], path)
+    if isinstance(state, dict) and MODEL_KEY in state and CONFIG_KEY in state:  # an auspread checkpoint
+        state = resnet_state_from_checkpoint(state[MODEL_KEY], path)
     return state
 
 

@@ -3,8 +3,8 @@ upper bound on their number for ``predict_video``."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from auspread.errors import DataError
 from auspread.media import Frame, Source

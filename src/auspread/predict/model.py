@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from auspread.engine.checkpoint import Key
 from auspread.errors import ConfigError
 from auspread.evaluation.thresholds import AUThresholds
 from auspread.predict.options import ModelBundle
@@ -28,10 +29,10 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> ModelBun
         "method_options": cfg.method.model_dump(mode="json"),
         "trained_on": {"dataset": info.dataset, "labels": str(cfg.data.labels), "fold": cfg.data.fold,
                        "root": None if cfg.data.root is None else str(cfg.data.root)},
-        "epoch": state.get("epoch"),
-        "ema_weights": state.get("ema") is not None,
+        "epoch": state.get(Key.EPOCH),
+        "ema_weights": state.get(Key.EMA) is not None,
     }
-    th = AUThresholds.from_dict(state["thresholds"]) if state.get("thresholds") else None
+    th = AUThresholds.from_dict(state[Key.THRESHOLDS]) if state.get(Key.THRESHOLDS) else None
     return ModelBundle(method=t.method, aus=tuple(info.aus), image_size=cfg.data.image_size,
                        store_size=cfg.data.resolved_store_size, description=desc, thresholds=th)
 

@@ -23,7 +23,7 @@ second decoding pass. Rows are one per (frame, face); frames with no face get on
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch

@@ -5,7 +5,8 @@ while the pipeline's stages overlap (:mod:`auspread.predict.threads`)."""
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Literal
+from collections.abc import Iterator
+from typing import Literal
 
 import numpy as np
 import torch

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from auspread.engine import distributed as D
-from auspread.engine.checkpoint import BEST, LAST, load_checkpoint
+from auspread.engine.checkpoint import BEST, LAST, Key, load_checkpoint
 from auspread.engine.data import dataset_info, eval_transform, info_to_dict, open_store, read_index, split_index
 from auspread.engine.loop import FitResult, Trainer, TrainHooks, seed_everything
 from auspread.engine.precision import resolve_amp, resolve_channels_last
@@ -135,7 +135,7 @@ def _run_pretrain(cfg: PretrainConfig, progress: bool, resume: Path | str | None
     if resume is not None:
         run_dir = check_run_dir(resume, need=LAST)
         state = load_checkpoint(run_dir / "checkpoints" / LAST)
-        cfg = build_pretrain_config(state["config"])
+        cfg = build_pretrain_config(state[Key.CONFIG])
     else:
         if cfg.out_dir is None and (cache_dir() / cache_name(cfg) / TRUNK).is_file():
             return _summary_from_dir(cache_dir() / cache_name(cfg))
@@ -180,7 +180,7 @@ def _run_pretrain(cfg: PretrainConfig, progress: bool, resume: Path | str | None
             "root": index.root, "dataset": index.dataset, "subjects": splits.subjects, "pretrained_on": "train",
             "frames": int(train.num_frames), "key": cache_key(cfg), "world_size": dist.world_size}, indent=2))
     D.barrier()
-    extra = {"config": pretrain_config_to_dict(cfg), "dataset_info": info_to_dict(info), "kind": "pretrain"}
+    extra = {Key.CONFIG: pretrain_config_to_dict(cfg), Key.DATASET_INFO: info_to_dict(info), Key.KIND: "pretrain"}
     trainer = Trainer(cfg, method, batches, None, run_dir, device, dist, progress=show, checkpoint_extra=extra,
                       hooks=hooks)
     fit: FitResult = trainer.fit(state)
