@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from auspread.data.index import ImageFiles, VideoIndex, VideoRecord
 from auspread.data.labels import sparsify
-from auspread.data.sampling import TrainBatches, allowed_positions, assign_shifted, subject_ids, video_chunks
+from auspread.data.sampling import TrainBatches, allowed_positions, assign_shifted, video_chunks
 from auspread.data.transforms import IMAGENET_MEAN, IMAGENET_STD, ClipTransform
 from auspread.engine.config import AugmentConfig, DataConfig
 from auspread.errors import DataError
@@ -294,9 +294,6 @@ def test_video_chunks_cover_once():
         next(video_chunks(store, 0, ClipTransform(S, train=True), 4))
 
 
-def test_subject_ids():
-    idx = make_index([3, 3, 3])
-    assert subject_ids(idx) == {"S0": 0, "S1": 1}
 
 
 

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from auspread.losses.orthogonality import anti_person_objective, orthogonality_loss
+from auspread.losses.orthogonality import orthogonality_loss
 
 
 def test_orthogonality_hand_value():
@@ -36,7 +36,6 @@ def test_orthogonality_gradient_reduces_cosine():
     assert float(orthogonality_loss(v, p).detach()) < 0.5 * first
 
 
-def test_anti_person_objective_eq5_and_shape_check():
-    assert float(anti_person_objective(torch.tensor(1.0), torch.tensor(3.0), 0.75)) == pytest.approx(1.5)
+def test_orthogonality_shape_check():
     with pytest.raises(ValueError, match="architecture"):
         orthogonality_loss(torch.zeros(2, 3), torch.zeros(2, 4))

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from auspread.losses.pixel_bce import pi_objective, pixel_bce
+from auspread.losses.pixel_bce import pixel_bce
 
 
 def test_pixel_bce_hand_value():
@@ -24,9 +24,3 @@ def test_pixel_bce_soft_targets_minimised_at_target():
 def test_pixel_bce_shape_mismatch():
     with pytest.raises(ValueError, match="differ in shape"):
         pixel_bce(torch.zeros(1, 2, 3, 3), torch.zeros(1, 2, 3, 4))
-
-
-def test_pi_objective_eq3():
-    assert float(pi_objective(torch.tensor(2.0), torch.tensor(4.0), 0.25)) == pytest.approx(0.25 * 2 + 0.75 * 4)
-    with pytest.raises(ValueError):
-        pi_objective(torch.tensor(1.0), torch.tensor(1.0), 1.5)

@@ -121,6 +121,18 @@ def test_main_stage_reports_the_active_terms_and_freezes_targets():
         assert torch.equal(v, person_before[k]), k
 
 
+@pytest.mark.parametrize("variant, term, weight", [("pi-3", "l_pi", 0.3), ("ap", "l_ap", 0.1)])
+def test_pi3_and_ap_main_stages_are_eq3_and_eq5(variant, term, weight):
+    """Eq. 3 (PI-3): L = α L_AU + (1 − α) L_PI; Eq. 5 (AP): L = β L_AU + (1 − β) L_AP; α (β) = au / (au + pi (ap))."""
+    m = _method(variant, weights={"au": 0.6, "pi": 0.3, "ap": 0.1})
+    opts = m.configure_optimizers(optimizer_factory(OptimConfig(lr=0.01)))
+    m.train()
+    out = m.train_step(_batch(), _ctx(m, m.stage_start["main"], 0, opts))
+    assert term in out.logs and not ({"l_pi", "l_ap"} - {term}) & set(out.logs)
+    a = 0.6 / (0.6 + weight)
+    assert out.logs["loss"] == pytest.approx(a * out.logs["l_au"] + (1 - a) * out.logs[term], rel=1e-5)
+
+
 def test_df_stage_copies_the_main_model_into_the_teacher_first():
     m = _method("df")
     opts = m.configure_optimizers(optimizer_factory(OptimConfig(lr=1e-12, momentum=0.0, weight_decay=0.0)))

@@ -62,11 +62,6 @@ from auspread.data.config import DataConfig
 from auspread.errors import DataError
 
 
-def subject_ids(index: VideoIndex) -> dict[str, int]:
-    """Subject name → index within the split (first-appearance order)."""
-    return {s: i for i, s in enumerate(index.subjects())}
-
-
 def allowed_positions(t: np.ndarray, num_frames: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Positions ``[lo, hi]`` an item at frame ``t`` may take in an n-frame clip inside its video."""
     s_lo = np.minimum(0, num_frames - n)

@@ -21,9 +21,3 @@ def orthogonality_loss(v_au: torch.Tensor, v_p: torch.Tensor, eps: float = 1e-6)
     cos = F.cosine_similarity(v_au.float(), v_p.float(), dim=-1, eps=1e-8).abs().clamp(max=1.0 - eps)
     return -torch.log1p(-cos).mean()
 
-
-def anti_person_objective(l_au: torch.Tensor, l_ap: torch.Tensor, beta: float) -> torch.Tensor:
-    """Eq. 5: ``L = β·L_AU + (1 − β)·L_AP``."""
-    if not 0.0 <= beta <= 1.0:
-        raise ValueError(f"beta must be in [0, 1], got {beta}")
-    return beta * l_au + (1.0 - beta) * l_ap

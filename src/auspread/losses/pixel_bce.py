@@ -18,9 +18,3 @@ def pixel_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"PI-map logits {tuple(logits.shape)} and targets {tuple(target.shape)} differ in shape")
     return F.binary_cross_entropy_with_logits(logits.float(), target.float(), reduction="mean")
 
-
-def pi_objective(l_au: torch.Tensor, l_pi: torch.Tensor, alpha: float) -> torch.Tensor:
-    """Eq. 3: ``L = α·L_AU + (1 − α)·L_PI``."""
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    return alpha * l_au + (1.0 - alpha) * l_pi

@@ -3,10 +3,10 @@ single labelled key frame each. Every equation is mapped to this code in docs/me
 
 One training step (labelled clips, key frame at position m = batch["key_pos"], m = b mod n from the sampler)::
 
-    L = w_ens · L_bce(mean(S_a, T_b^m), y)                                     Eq. 3/7, the final ensemble
-      + w_ksm · [ L_bce(S_a, y) + L_bce(S_b^m, y) + w(t) λ (L_KL^s + L_KL^t) ]  Eq. 4 (N = 2, λ = 0.5), Eq. 1–2
-      + w_tb · L_bce(T_b^m, y)                                                 Eq. 4's temporal pair (T_a = S_a)
-      + w(t) · [ w_pl · L_PL + w_self · L_self ]                               Eq. 5, TPL, ramp-up Eq. 8
+    L = L_bce(mean(S_a, T_b^m), y)                                     Eq. 3/7, the final ensemble
+      + [ L_bce(S_a, y) + L_bce(S_b^m, y) + w(t) λ (L_KL^s + L_KL^t) ]  Eq. 4 (N = 2, λ = 0.5), Eq. 1–2
+      + w_tb · L_bce(T_b^m, y)                                          Eq. 4's temporal pair (T_a = S_a)
+      + w(t) · [ L_PL + L_self ]                                        Eq. 5, TPL, ramp-up Eq. 8
 
 - Every term is a mean over AUs and samples, so λ weighs a KL against a BCE per AU (issue 17).
 - w(t) (Eq. 8) ramps the whole semi-supervised part: the two KL terms of KSM (``distill_ramp``), L_PL and L_self.
@@ -84,11 +84,7 @@ class KSOptions(MethodOptions):
     # student's output to another position: the order head can then tell shuffled from original by which student
     # made a token, whatever the frames (measured: TPL accuracy 1.0 from the first epoch, every clip kept).
     tpl_shuffle: Literal["frames", "tokens"] = "frames"
-    # --- Eq. 7-8 (the paper's λ values are lost) ---
-    w_ens: float = Field(1.0, ge=0, description="weight of the supervised BCE on the final ensemble")
-    w_ksm: float = Field(1.0, ge=0, description="weight of the Eq. 4 terms")
-    w_pl: float = Field(1.0, ge=0, description="weight of L_PL (ramped)")
-    w_self: float = Field(1.0, ge=0, description="weight of L_self (ramped)")
+    # --- Eq. 7-8 (the paper's λ values are lost: the terms of Eq. 7 have unit weights) ---
     w_tb: float = Field(1.0, ge=0, description="weighted BCE on T_b at the key position: our reading of Eq. 4's "
                         "temporal pair (T_b, T_a); 0 = T_b supervised through the ensemble term only (before issue 17)")
     ramp_epochs: float = Field(5.0, ge=0, description="w(t) reaches 1 after this many epochs (paper: 5)")
@@ -153,7 +149,7 @@ class KnowledgeSpreader(Method):
         ramp = gaussian_rampup(ctx.progress, o.ramp_epochs)  # Eq. 8
         kd = o.kd_lambda * (ramp if o.distill_ramp else 1.0)
         ksm = terms["sa_bce"] + terms["student_bce"] + kd * (terms["kl_spatial"] + terms["kl_temporal"])  # Eq. 4
-        loss = o.w_ens * terms["ens_bce"] + o.w_ksm * ksm + ramp * (o.w_pl * terms["pl"] + o.w_self * terms["self"])  # Eq. 7
+        loss = terms["ens_bce"] + ksm + ramp * (terms["pl"] + terms["self"])  # Eq. 7
         if o.w_tb > 0:  # Eq. 4's temporal pair: T_b's own supervised term
             loss = loss + o.w_tb * terms["tb_bce"]
         for k in ("pl_labels_all", "pl_correct_all", "pl_labels_kept", "pl_correct_kept"):

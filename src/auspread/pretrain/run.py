@@ -59,7 +59,7 @@ class PretrainSummary:
     steps: int
     train_seconds: float  # training time summed over epochs (over resumes too)
     wall_seconds: float  # this call, data preparation included
-    loss_first: float | None  # mean BYOL loss of the first and last epoch
+    loss_first: float | None  # mean loss of the objective (SimCLR or BYOL) in the first and last epoch
     loss_last: float | None
     precision: str | None
     history: list[dict] = field(default_factory=list)
