@@ -345,7 +345,6 @@ class Predictor:
         otherwise it holds key frame a's face (or none). Frames after the last key frame hold it. At most K − 1
         frames wait for their next key frame.
         """
-        k = self.options.detect_every
         pending: list[Frame] = []
         key: tuple[Frame, Detections] | None = None
 
