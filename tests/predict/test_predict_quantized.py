@@ -126,6 +126,8 @@ def test_a_real_int8_trunk_stays_close_to_fp32():
 def test_without_torchao_int8_falls_back_to_fp32_naming_the_install_command(monkeypatch):
     """torchao is the optional ``quantize`` extra: its absence (faked: the import fails) costs the speed, not the
     answer, and the one warning names the command that installs it."""
+    for name in [n for n in sys.modules if n.partition(".")[0] == "torchao"]:  # imported by an earlier test
+        monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "torchao", None)  # `import torchao...` raises ModuleNotFoundError
     assert not Q.quantization_available()
     assert not Q.wants_quantize("auto", C.AUTO_MIN_FRAMES, torch.device("cpu"), "off")
