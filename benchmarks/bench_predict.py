@@ -340,8 +340,8 @@ def main() -> None:
                "serial_bound": serial_bound, "face_search": counts, "au_spread": spread, "model_threads": threads,
                "agreement_with_old": {v: agreement(ref, tables[v]) for v in variants if v != "old"}}
         results[model] = res
-        print(f"  frames/s (median): " + ", ".join(f"{k} {x:.1f}" for k, x in fps.items()))
-        print(f"  CPU ms/frame, all threads (median): " + ", ".join(f"{k} {x:.1f}" for k, x in cpu_ms.items())
+        print("  frames/s (median): " + ", ".join(f"{k} {x:.1f}" for k, x in fps.items()))
+        print("  CPU ms/frame, all threads (median): " + ", ".join(f"{k} {x:.1f}" for k, x in cpu_ms.items())
               + f"; old/new CPU {res['cpu_old_over_new']:.2f}x")
         print(f"  new/old {res['new_over_old']['median']:.2f}x (rounds {min(ratios):.2f}-{max(ratios):.2f}); "
               f"slowest stage {slowest} {stage_fps[slowest]:.1f}, new = {res['new_over_slowest']:.2f} of it; "

@@ -9,7 +9,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("command", [r"pip install -e \. && auspread train", r"pip install -e \"\.\[test\]\" && pytest"])
+@pytest.mark.parametrize("command", [r"pip install -e \. -c constraints\.txt && auspread train",
+                                     r"pip install -e \"\.\[test\]\" -c constraints\.txt && pytest"])
 def test_ci_runs_the_readme_set_up_command(command):
     readme = (ROOT / "README.md").read_text()
     m = re.search(rf"^({command}[^#\n]*?)\s*(#.*)?$", readme, re.M)

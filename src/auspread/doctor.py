@@ -43,7 +43,7 @@ from auspread.engine import distributed as D
 from auspread.engine.config import RunConfig, load_config
 from auspread.engine.loop import Trainer, batch_frames, seed_everything, to_device
 from auspread.engine.precision import cpu_description, resolve_amp, resolve_channels_last
-from auspread.methods.base import StepContext, method_names
+from auspread.methods.base import StepContext
 
 SYNTH_PRESET = "tiny"  # 6 subjects x 2 tasks x ~40 frames: seconds to generate; steps repeat the epoch's batches
 RANDOM_WEIGHTS = ("weights: random initialisation (the doctor checks mechanics and speed; it loads no ImageNet "

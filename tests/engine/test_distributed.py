@@ -154,7 +154,7 @@ def test_two_process_torchrun_matches_single_process(tmp_path):
     from auspread.engine.config import load_config
     from auspread.engine.run import run_training
 
-    single = run_training(load_config(None, [*SAME, f"out_dir={tmp_path}", "name=single"]), progress=False)
+    run_training(load_config(None, [*SAME, f"out_dir={tmp_path}", "name=single"]), progress=False)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2", "--node_rank=0",
            "--master_addr=127.0.0.1", f"--master_port={_free_port()}", "-m", "auspread", "train", "-q",

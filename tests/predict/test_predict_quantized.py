@@ -5,6 +5,9 @@ close to the fp32 one."""
 
 from __future__ import annotations
 
+import re
+import sys
+
 import pytest
 import torch
 
@@ -118,3 +121,22 @@ def test_a_real_int8_trunk_stays_close_to_fp32():
     torch.testing.assert_close(out[: 8 * Q.CALIBRATION_CHUNKS], ref[: 8 * Q.CALIBRATION_CHUNKS])
     rel = ((out[last] - ref[last]).norm() / ref[last].norm()).item()
     assert 0 < rel < 0.1, rel
+
+
+def test_without_torchao_int8_falls_back_to_fp32_naming_the_install_command(monkeypatch):
+    """torchao is the optional ``quantize`` extra: its absence (faked: the import fails) costs the speed, not the
+    answer, and the one warning names the command that installs it."""
+    for name in [n for n in sys.modules if n.partition(".")[0] == "torchao"]:  # imported by an earlier test
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "torchao", None)  # `import torchao...` raises ModuleNotFoundError
+    assert not Q.quantization_available()
+    assert not Q.wants_quantize("auto", C.AUTO_MIN_FRAMES, torch.device("cpu"), "off")
+    m = _method("supervised")
+    x = torch.randn(12, 3, 32, 32)
+    with torch.inference_mode():
+        ref = m.predict_frames(x)
+        Q.quantize_trunks(m, 4)
+        with pytest.warns(RuntimeWarning, match=re.escape("pip install 'auspread[quantize]'")):
+            out = m.predict_frames(x)
+    torch.testing.assert_close(out, ref)
+    assert Q.quantize_status(m) == f"failed: ModuleNotFoundError: {Q.TORCHAO_MISSING}"

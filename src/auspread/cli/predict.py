@@ -53,7 +53,8 @@ def predict_cmd(
     quantize: str = typer.Option("auto", "--quantize",
                                  help="auto, int8 or off: int8 trunks calibrated on the video's first chunks (about "
                                       "2x faster than compiled fp32 on a CPU without native bf16; auto: there, on "
-                                      "videos of 5,000 frames or more)."),
+                                      "videos of 5,000 frames or more; needs torchao: "
+                                      "pip install 'auspread[quantize]')."),
     fps: float = typer.Option(30.0, "--fps", help="Nominal frame rate of image sequences (timestamps)."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1,
                                           help="torch intra-op threads (1 is often faster on a busy machine)."),

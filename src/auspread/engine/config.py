@@ -3,7 +3,6 @@ every checkpoint, so a checkpoint alone rebuilds its model."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Literal
 

@@ -32,7 +32,7 @@ def resolve_dataset(dc: DataConfig, progress: bool = True) -> tuple[str, Path]:
 
         return dc.synth_format, Path(default_dataset(dc.synth_preset, dc.synth_format, progress=progress))
     if dc.root is None:
-        raise DataError(f"data.root", f"data.dataset={dc.dataset} needs data.root=/path/to/{dc.dataset} (the dataset folder)")
+        raise DataError("data.root", f"data.dataset={dc.dataset} needs data.root=/path/to/{dc.dataset} (the dataset folder)")
     return dc.dataset, Path(dc.root)
 
 

@@ -25,7 +25,7 @@ when DataSpec.key_frame_shift is set, every clip of batch number b has its key f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Iterable, Literal
+from typing import Any, Callable, ClassVar, Iterable
 
 import torch
 from pydantic import BaseModel, ConfigDict

@@ -10,8 +10,9 @@ frame against the compiled fp32 trunk.
 Calibration uses the video itself: the first :data:`CALIBRATION_CHUNKS` chunks each trunk sees run in fp32
 (their outputs are exact) and are recorded; the trunk is then quantised with those activation ranges, compiled,
 and serves the rest of the video. Like :mod:`auspread.predict.compiled` every chunk is padded to one batch size,
-and any failure (torchao missing, an export or compiler error) falls back to the fp32 trunk with one warning:
-the option changes the speed and, within the agreement the benchmark reports, the answer.
+and any failure (torchao missing: it is the optional ``quantize`` extra; an export or compiler error) falls back to
+the fp32 trunk with one warning: the option changes the speed and, within the agreement the benchmark reports, the
+answer.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ CALIBRATION_CHUNKS = 2  # chunks of --batch-size frames (64 faces at the default
 # 0.0010 with the stem in fp32 (layer4 in fp32 instead: 0.0158), for 35 instead of 30 ms per frame (ResNet-18,
 # 224 px, 1 thread; compiled fp32: 64 ms). docs/BENCHMARKS.md, issue 21.
 FP32_MODULES = ("stem",)
+# torchao is an optional dependency (the `quantize` extra): without it `--quantize` runs the model in fp32
+TORCHAO_MISSING = "torchao is not installed: pip install 'auspread[quantize]'"
 
 
 def quantization_available() -> bool:
@@ -83,8 +86,13 @@ def quantize_trunk(trunk: nn.Module, calibration: list[torch.Tensor],
     """Static int8 PTQ of ``trunk`` (PT2E + torchao's X86InductorQuantizer), calibrated on ``calibration`` (each a
     full batch), its ``skip`` submodules left in fp32, compiled with inductor (freezing). Raises on any failure."""
     import torch._inductor.config as inductor_config
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-    from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
+    try:
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+        from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as xiq
+    except ModuleNotFoundError as e:
+        if (e.name or "").partition(".")[0] != "torchao":
+            raise
+        raise ModuleNotFoundError(TORCHAO_MISSING, name="torchao") from e
 
     example = calibration[0]
     with torch.no_grad():

@@ -23,7 +23,7 @@ import numpy as np
 from auspread.aus import dataset_aus
 from auspread.data.synth.config import GENERATOR_VERSION, SynthConfig, resolve_config
 from auspread.data.synth.dynamics import (
-    BP4D_TASKS, DISFA_MIX, add_label_noise, integer_intensity, occurrence, simulate_intensities,
+    BP4D_TASKS, DISFA_MIX, add_label_noise, integer_intensity, simulate_intensities,
 )
 from auspread.data.synth.effects import GENERATED_AUS, SubjectAssets, build_assets
 from auspread.data.synth.face import NeutralFace, Subject, render_neutral, sample_subject
