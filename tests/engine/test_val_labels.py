@@ -41,8 +41,9 @@ def test_a_saved_config_without_the_option_ran_with_every_validation_label():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["ratio", "all"])
-def test_training_selects_on_the_chosen_validation_labels(tmp_path, monkeypatch, mode):
+@pytest.mark.parametrize("mode, labels, requested, ratio", [("ratio", "20%", "every:5 (~20%)", 0.2),
+                                                            ("all", "15%", "15% (exact)", 0.15)])
+def test_training_selects_on_the_chosen_validation_labels(tmp_path, monkeypatch, mode, labels, requested, ratio):
     seen = []
     real = R.evaluate_split
 
@@ -52,20 +53,20 @@ def test_training_selects_on_the_chosen_validation_labels(tmp_path, monkeypatch,
 
     monkeypatch.setattr(R, "evaluate_split", spying)
     cfg = load_config(None, ["data.synth_preset=tiny", "data.image_size=32", "optim.epochs=1", "optim.batch_size=8",
-                             "optim.steps_per_epoch=1", "threads=1", "data.labels=20%", f"data.val_labels={mode}",
+                             "optim.steps_per_epoch=1", "threads=1", f"data.labels={labels}", f"data.val_labels={mode}",
                              f"out_dir={tmp_path}", "name=r"])
     s = run_training(cfg, progress=False)
     lab = json.loads((tmp_path / "r" / "results" / "summary.json").read_text())["labels"]
     assert lab == s.labels == json.loads((tmp_path / "r" / "data.json").read_text())["labels"]
-    assert lab["val_labels"] == mode and lab["requested"] == "every:5 (~20%)"
+    assert lab["val_labels"] == mode and lab["requested"] == requested
     assert 0 < lab["key_frames"] < lab["train_labelled_frames"] <= lab["train_frames"]
     assert lab["ratio_used"] == pytest.approx(lab["key_frames"] / lab["train_labelled_frames"])
-    assert 0.15 < lab["ratio_used"] < 0.25
+    assert abs(lab["ratio_used"] - ratio) < 0.03  # the ratio actually used, reported
     assert 0 < lab["val_labelled_frames"] <= lab["val_frames"]
     validations = [n for desc, n in seen if desc != "test"]
     assert validations and all(n == lab["val_labelled_frames_seen"] for n in validations)
     if mode == "all":
         assert lab["val_labelled_frames_seen"] == lab["val_labelled_frames"]
     else:
-        assert 0.15 < lab["val_labelled_frames_seen"] / lab["val_labelled_frames"] < 0.25
+        assert abs(lab["val_labelled_frames_seen"] / lab["val_labelled_frames"] - ratio) < 0.05
     assert yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())["data"]["val_labels"] == mode

@@ -57,6 +57,7 @@ class RunConfig(_Strict):
     eval_every: int = Field(1, ge=1)  # epochs between validations
     log_every: int = Field(10, ge=1)  # steps between metrics.jsonl lines
     pretrained: str | None = None  # "imagenet", a torchvision weights file, or an auspread checkpoint (its ResNet trunk) for the backbone(s)
+    started_from: str | None = None  # the packaged config (or file) the CLI built this configuration from; a record only
 
     @field_validator("method", mode="before")
     @classmethod

@@ -118,14 +118,14 @@ def validation_labels(splits: Splits, dc: DataConfig) -> Splits:
         return splits
     from auspread.data.labels import sparsify
 
-    return replace(splits, val=sparsify(splits.val, dc.labels.every, dc.label_seed).index)
+    return replace(splits, val=sparsify(splits.val, dc.labels, dc.label_seed).index)
 
 
 def _labelled_frames(index: VideoIndex | None) -> int:
     return 0 if index is None else int(sum(int((v.labels >= 0).any(axis=1).sum()) for v in index.videos))
 
 
-def label_summary(train: VideoIndex, key_frames: np.ndarray, every: int, dc: DataConfig | None = None,
+def label_summary(train: VideoIndex, key_frames: np.ndarray, every: int | None, dc: DataConfig | None = None,
                   val: VideoIndex | None = None, val_seen: VideoIndex | None = None) -> dict:
     """The labels a run saw. Training: all frames, labelled frames (with a known label), key frames, and the ratio
     actually used (``ratio_used``: key frames over labelled frames; ``label_ratio``: over all frames). With ``dc``,
@@ -135,7 +135,7 @@ def label_summary(train: VideoIndex, key_frames: np.ndarray, every: int, dc: Dat
            "label_ratio": float(len(key_frames) / max(1, train.num_frames))}
     if dc is not None:
         labelled = _labelled_frames(train)
-        out = {"requested": str(dc.labels), **out, "train_labelled_frames": labelled,
+        out = {"requested": str(dc.labels), **out, "percent": dc.labels.percent, "train_labelled_frames": labelled,
                "ratio_used": float(len(key_frames) / max(1, labelled)), "val_labels": dc.val_labels,
                "val_frames": 0 if val is None else val.num_frames, "val_labelled_frames": _labelled_frames(val),
                "val_labelled_frames_seen": _labelled_frames(val_seen)}

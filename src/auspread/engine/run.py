@@ -63,6 +63,7 @@ class RunSummary:
     cpu: str | None = None  # the host CPU (engine.precision.cpu_description): speeds and bf16 depend on it
     test_f1_val_thresholds: float | None = None  # test mean F1 at the per-AU thresholds chosen on validation subjects
     test_per_au_val_thresholds: dict[str, float] | None = None
+    started_from: str | None = None  # the packaged config (or file) the run's configuration started from
     labels: dict | None = None  # frames, labelled frames and key frames of the training and validation splits
     test_scores: AUScores | None = None
     history: list[dict] = field(default_factory=list)
@@ -106,7 +107,9 @@ def _slug(s: str) -> str:
 
 def default_run_name(cfg: RunConfig) -> str:
     ds = cfg.data.dataset if cfg.data.dataset != "synthetic" else f"synth-{cfg.data.synth_preset}"
-    lab = "100pct" if cfg.data.labels.every == 1 else f"every{cfg.data.labels.every}"
+    regime = cfg.data.labels
+    lab = (f"{regime.percent:g}pct" if regime.percent is not None else
+           "100pct" if regime.every == 1 else f"every{regime.every}")
     return _slug(f"{cfg.method.name}-{ds}-f{cfg.data.fold}-{lab}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
 
 
@@ -152,7 +155,8 @@ def _notes(cfg: RunConfig, splits: Splits, best_epoch: int | None, selected: str
            "last": "no validation split (data.val_fraction=0): the last epoch is evaluated"}[selected]
     return [
         f"method: {cfg.method.name}; dataset: {cfg.data.dataset}"
-        + (f" ({cfg.data.synth_preset})" if cfg.data.dataset == "synthetic" else "") + f"; fold {cfg.data.fold}",
+        + (f" ({cfg.data.synth_preset})" if cfg.data.dataset == "synthetic" else "") + f"; fold {cfg.data.fold}"
+        + (f"; configuration started from {cfg.started_from}" if cfg.started_from else ""),
         f"labels: {cfg.data.labels} of the training frames"
         + ({"ratio": "; validation subjects at the same ratio (data.val_labels=ratio)",
             "all": "; every label of the validation subjects (data.val_labels=all)"}[cfg.data.val_labels]
@@ -256,7 +260,7 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
     splits = split_index(index, cfg.data, cfg.seed)
     from auspread.data.labels import sparsify
 
-    sparse = sparsify(splits.train, cfg.data.labels.every, cfg.data.label_seed)
+    sparse = sparsify(splits.train, cfg.data.labels, cfg.data.label_seed)
     if len(sparse.key_frames) == 0:
         raise DataError(index.root or index.dataset, "the training split has no labelled frame")
     if resume is None:  # the run folder appears only once the data is known to be usable
@@ -324,7 +328,7 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
         test_f1_all_positive=all_positive_f1(splits.test.all_labels(), splits.test.aus).mean_f1,
         test_f1_val_thresholds=None if test_at is None else test_at.mean_f1,
         test_per_au_val_thresholds=None if test_at is None else
-        {f"AU{a}": float(f) for a, f in zip(test_at.aus, test_at.f1)}, labels=labels,
+        {f"AU{a}": float(f) for a, f in zip(test_at.aus, test_at.f1)}, labels=labels, started_from=cfg.started_from,
     )
     if dist.is_main:
         title = f"{cfg.method.name}: test F1 per AU (fold {cfg.data.fold})"

@@ -69,7 +69,7 @@ def _finished_only(cfg_dict: dict, run_dir: str) -> dict:
 # --- adopting runs trained outside the study -------------------------------------------------------------------
 # where and how fast a run ran, not what it learned (the memory format and the fused optimiser kernel change float
 # rounding only, like the thread count)
-ADOPT_IGNORED = ("name", "out_dir", "threads", "optim.channels_last", "optim.fused")
+ADOPT_IGNORED = ("name", "out_dir", "threads", "optim.channels_last", "optim.fused", "started_from")
 
 
 def _resolved_pretrained(cfg_dict: dict) -> dict:
