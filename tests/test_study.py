@@ -327,7 +327,18 @@ def test_a_run_saved_before_a_default_changed_is_not_adopted_or_resumed(tmp_path
     S.append_result(out / "results.jsonl", {"key": cell.key, "method": cell.method, "labels": cell.labels,
                                             "ratio": 5.0, "fold": 1, "seed": 0, "test_f1": 0.5})
     S.run_study(sp, out, runner=fake_runner, progress=False)
-    assert "1 finished cell(s) were trained with other validation labels" in capsys.readouterr().err
+    assert "1 finished cell(s) were trained with other labels" in capsys.readouterr().err
+    # a cell at a ratio now kept exact, recorded when it was rounded to one label every k frames (no ratio_used)
+    sp15, out15 = spec(labels=["15"]), tmp_path / "study15"
+    c15 = next(c for c in sp15.cells() if c.method == "supervised")
+    for ratio_used in (None, 0.15):
+        S.append_result(out15 / "results.jsonl", {"key": c15.key, "method": c15.method, "labels": c15.labels,
+                                                  "ratio": 15.0, "fold": 1, "seed": 0, "test_f1": 0.5,
+                                                  "val_labels": "ratio", "ratio_used": ratio_used})
+        S.run_study(sp15, out15, runner=fake_runner, progress=False)
+        err = capsys.readouterr().err
+        assert ("rounded to one label every k frames, now exact" in err) == (ratio_used is None)
+        (out15 / "results.jsonl").unlink()
 
 
 def test_an_unfinished_run_is_refused(tmp_path):

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from auspread.engine.config import SAVED_RUN_DEFAULTS, build_config, read_yaml_mapping, saved_run_config
+from auspread.engine.config import SAVED_RUN_DEFAULTS, LabelRegime, build_config, read_yaml_mapping, saved_run_config
 from auspread.errors import ConfigError, RunError
 from auspread.io import atomic_write_text
 from auspread.progress import progress_bar
@@ -55,7 +55,8 @@ def _summary_record(d: dict, seconds: float) -> dict:
             "run_dir": str(d.get("run_dir")), "seconds": seconds or d.get("seconds"),
             "test_f1_all_positive": d.get("test_f1_all_positive"), "precision": d.get("precision"),
             "cpu": d.get("cpu"), "test_f1_val_thresholds": d.get("test_f1_val_thresholds"),
-            "val_labels": (d.get("labels") or {}).get("val_labels", SAVED_RUN_DEFAULTS["data.val_labels"])}
+            "val_labels": (d.get("labels") or {}).get("val_labels", SAVED_RUN_DEFAULTS["data.val_labels"]),
+            "ratio_used": (d.get("labels") or {}).get("ratio_used")}
 
 
 Runner = Callable[[dict, str], dict]
@@ -127,7 +128,8 @@ def adopt_run(spec: StudySpec, cell: Cell, run_dir: str | Path, out_dir: str | P
 
 def _warn_changed_defaults(spec: StudySpec, records: list[dict]) -> None:
     """Warn when finished cells were trained with another validation labelling than the study's cells now get
-    (e.g. recorded before ``data.val_labels`` existed, when validation subjects kept every label)."""
+    (e.g. recorded before ``data.val_labels`` existed, when validation subjects kept every label), or at a ratio
+    that is now exact but was then rounded to one label every k frames (recorded without ``ratio_used``)."""
     cells = {c.key: c for c in spec.cells()}
     old = []
     for r in records:
@@ -135,9 +137,11 @@ def _warn_changed_defaults(spec: StudySpec, records: list[dict]) -> None:
         have = r.get("val_labels", SAVED_RUN_DEFAULTS["data.val_labels"])
         if have != want:
             old.append(f"{r['key']} ({have}, now {want})")
+        elif LabelRegime.model_validate(r["labels"]).percent is not None and r.get("ratio_used") is None:
+            old.append(f"{r['key']} (its ratio rounded to one label every k frames, now exact)")
     if old:
-        print(f"warning: {len(old)} finished cell(s) were trained with other validation labels (data.val_labels) than "
-              f"the study's configuration now gives: {', '.join(old[:5])}{' …' if len(old) > 5 else ''}; their numbers "
+        print(f"warning: {len(old)} finished cell(s) were trained with other labels than the study's configuration now "
+              f"gives: {', '.join(old[:5])}{' …' if len(old) > 5 else ''}; their numbers "
               f"are kept as they are: use a new --out to train every cell the same way", file=sys.stderr)
 
 
