@@ -70,3 +70,31 @@ def test_training_selects_on_the_chosen_validation_labels(tmp_path, monkeypatch,
     else:
         assert abs(lab["val_labelled_frames_seen"] / lab["val_labelled_frames"] - ratio) < 0.05
     assert yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())["data"]["val_labels"] == mode
+    seen.clear()  # `auspread calibrate` chooses its thresholds on the same validation labels
+    R.calibrate_run(tmp_path / "r", progress=False)
+    assert [n for desc, n in seen if desc == "val thresholds"] == [lab["val_labelled_frames_seen"]]
+
+
+class _Killed(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_a_run_saved_without_the_option_resumes_with_every_validation_label(tmp_path):
+    from auspread.engine.checkpoint import load_checkpoint, save_checkpoint
+    from auspread.engine.loop import TrainHooks
+
+    def kill(step):
+        if step == 2:  # in epoch 2, after epoch 1's last.pt
+            raise _Killed
+
+    cfg = load_config(None, ["data.synth_preset=tiny", "data.image_size=32", "optim.epochs=2", "optim.batch_size=8",
+                             "optim.steps_per_epoch=1", "threads=1", "data.labels=20%", f"out_dir={tmp_path}", "name=r"])
+    with pytest.raises(_Killed):
+        run_training(cfg, progress=False, hooks=TrainHooks(after_step=kill))
+    last = tmp_path / "r" / "checkpoints" / "last.pt"
+    state = load_checkpoint(last)
+    del state["config"]["data"]["val_labels"]  # as a run saved before the option existed
+    save_checkpoint(last, state)
+    s = run_training(load_config(None, []), progress=False, resume=tmp_path / "r")
+    assert s.labels["val_labels"] == "all" and s.labels["val_labelled_frames_seen"] == s.labels["val_labelled_frames"]
