@@ -168,7 +168,7 @@ def main() -> None:
     cfg = load_config(REPO / "configs/ks_synthetic.yaml",
                       ["data.synth_preset=bp4d-like", "data.fold=1", "data.labels=5%", "optim.batch_size=16"] + sys.argv[3:])
     splits = ED.split_index(ED.read_index(cfg.data, progress=False), cfg.data, 0)
-    sparse = sparsify(splits.train, cfg.data.labels.every, cfg.data.label_seed)
+    sparse = sparsify(splits.train, cfg.data.labels, cfg.data.label_seed)
     info = ED.dataset_info(sparse.index, cfg.data)
     store = ED.open_store(splits.train, cfg.data, progress=False)
     torch.manual_seed(0)

@@ -59,7 +59,7 @@ def main() -> None:
     cfg = load_pretrain_config(None, ["data.synth_preset=bp4d-like", "data.fold=1", "data.image_size=64", "data.labels=5%"] + a.set)
     index = read_index(cfg.data, progress=False)
     splits = split_index(index, cfg.data, cfg.seed)
-    sparse = sparsify(splits.train, cfg.data.labels.every, cfg.data.label_seed)
+    sparse = sparsify(splits.train, cfg.data.labels, cfg.data.label_seed)
     tf = eval_transform(cfg.data)
     train_store, val_store = open_store(splits.train, cfg.data, False), open_store(splits.val, cfg.data, False)
     val_frames = np.array([(v, t) for v, rec in enumerate(splits.val.videos) for t in range(0, len(rec), a.stride)])

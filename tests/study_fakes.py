@@ -21,8 +21,10 @@ def fake_runner(cfg: dict, run_dir: str) -> dict:
     delay = float(os.environ.get("FAKE_RUNNER_DELAY", "0"))
     if delay:
         time.sleep(delay)
-    every = cfg["data"]["labels"]["every"]
-    f1 = BASE[cfg["method"]["name"]] + 0.05 * math.log10(100 / every) + 0.01 * cfg["seed"]
+    from auspread.engine.config import LabelRegime
+
+    ratio = LabelRegime.model_validate(cfg["data"]["labels"]).ratio
+    f1 = BASE[cfg["method"]["name"]] + 0.05 * math.log10(100 * ratio) + 0.01 * cfg["seed"]
     return {"test_f1": f1, "val_f1": f1 + 0.01, "per_au": {"AU1": f1 + 0.1, "AU2": f1 - 0.1}, "seconds": 1.0,
             "selected_on": "val", "run_dir": run_dir, "test_f1_all_positive": 0.38}
 

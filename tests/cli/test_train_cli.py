@@ -63,6 +63,8 @@ def test_train_then_eval_then_cv(monkeypatch, capsys, tmp_path):
         assert (run / f).is_file(), f
     assert any((run / "tb").iterdir())
     summary = json.loads((run / "results" / "summary.json").read_text())
+    assert out.startswith("config: started from ks_synthetic (the README main job's method)")
+    assert summary["started_from"] == "ks_synthetic" and "started_from: ks_synthetic" in (run / "config.yaml").read_text()
 
     # per-AU thresholds chosen on the validation subjects: in best.pt and thresholds.json, the test F1 at them
     # recomputed from the saved test predictions, printed beside the protocol's 0.5

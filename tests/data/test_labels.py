@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from auspread.data.index import ImageFiles, VideoIndex, VideoRecord
 from auspread.data.labels import label_statistics, labelled_positions, sparsify, video_offset
@@ -128,3 +130,70 @@ def test_ratio_exact_on_fully_coded_videos():
     assert np.bincount(sp.key_frames[:, 0]).tolist() == [10] * 10
     st = label_statistics(idx, sp, repeats=1)
     assert st["frame_ratio"] == pytest.approx(0.1) and st["cell_ratio"] == pytest.approx(0.1)
+
+
+# --- ratios where 100 / r is not a whole number: exact, never rounded to a k -------------------------------------
+@pytest.mark.parametrize("text, every", [("100%", 1), ("50%", 2), ("25%", 4), ("20%", 5), ("12.5%", 8), ("10%", 10),
+                                         ("5%", 20), ("2%", 50), ("1%", 100), ("0.5%", 200), ("every:9", 9), (5, 20)])
+def test_whole_k_ratios_keep_the_every_k_rule(text, every):
+    from auspread.engine.config import LabelRegime
+
+    regime = LabelRegime.model_validate(text)
+    assert regime.every == every and regime.percent is None
+    idx = make_index([30, 19, 4, 61])
+    np.testing.assert_array_equal(sparsify(idx, regime, 5).key_frames, sparsify(idx, every, 5).key_frames)
+
+
+@pytest.mark.parametrize("pct", [15, 30, 33.3, 60, 70, 75.5, 80, 90, 99])
+def test_other_ratios_are_exact_not_rounded(pct):
+    from auspread.engine.config import LabelRegime
+
+    regime = LabelRegime.model_validate(f"{pct}%")
+    assert regime.every is None and regime.percent == pct and regime.ratio == pytest.approx(pct / 100)
+    assert str(regime) == f"{pct:g}% (exact)"
+    assert LabelRegime.model_validate(regime.model_dump()) == regime  # saved configs read back the same
+    idx = make_index([200] * 6 + [57, 33])
+    sp = sparsify(idx, regime, seed=3)
+    total = sum(len(v) for v in idx.videos)
+    assert abs(sp.num_key_frames - pct / 100 * total) <= len(idx.videos) / 2  # per-video rounding only
+    per_video = np.bincount(sp.key_frames[:, 0], minlength=len(idx.videos))
+    assert per_video.tolist() == [max(1, round(pct / 100 * len(v))) for v in idx.videos]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 300), min_size=1, max_size=6), st.floats(0.1, 99.9), st.integers(0, 2**31 - 1))
+def test_exact_ratio_spreads_key_frames_evenly_and_deterministically(lengths, pct, seed):
+    from auspread.engine.config import LabelRegime
+
+    regime = LabelRegime.model_validate(f"{pct!r}%")
+    assume(regime.percent is not None)  # a whole 100 / r takes the every-k rule (tested above)
+    idx = make_index(lengths)
+    sp = sparsify(idx, regime, seed)
+    np.testing.assert_array_equal(sp.key_frames, sparsify(idx, regime, seed).key_frames)
+    for vi, v in enumerate(idx.videos):
+        kept = sp.key_frames[sp.key_frames[:, 0] == vi, 1]
+        if len(v) == 0:
+            assert len(kept) == 0
+            continue
+        n = len(kept)
+        assert n == min(len(v), max(1, round(regime.ratio * len(v))))
+        assert (np.diff(kept) > 0).all() and 0 <= kept[0] and kept[-1] < len(v)
+        step = len(v) / n
+        gaps = np.diff(kept)
+        assert ((gaps == np.floor(step)) | (gaps == np.ceil(step))).all()  # evenly spread
+        assert kept[0] < np.ceil(step)  # one seeded offset within the first step
+        masked = sp.index.videos[vi].labels
+        np.testing.assert_array_equal(masked[kept], v.labels[kept])
+        assert (np.delete(masked, kept, axis=0) == -1).all()
+
+
+@pytest.mark.parametrize("bad", ["0%", "-5%", "150%", "every:0", "5 percent", {"every": 3, "percent": 15}])
+def test_bad_label_ratios_are_refused_clearly(bad):
+    from auspread.engine.config import LabelRegime, load_config
+    from auspread.errors import ConfigError
+
+    with pytest.raises(ValueError):
+        LabelRegime.model_validate(bad)
+    if isinstance(bad, str):
+        with pytest.raises(ConfigError, match="data.labels"):
+            load_config(None, [f"data.labels={bad}"])

@@ -21,15 +21,58 @@ def _main_job_defaults() -> dict:
     return yaml.safe_load(text) or {}
 
 
-def _config(config: Optional[Path], overrides: List[str], method: Optional[str] = None):
-    """The run config: ``--config`` (a file or a packaged name), else the method's packaged synthetic config when
-    ``--method`` is given, else the README main job; then the overrides."""
+# The packaged settings a --dataset starts from when no --config is given (``<method>_<these>``): the real face
+# datasets take the papers' settings for BP4D or DISFA (ImageNet start, 224 px, the papers' optimiser and schedule);
+# BP4D+, ME-GraphAU/MDHR list files and your own videos (generic, prepared) have no packaged config of their own and
+# take the BP4D settings with their dataset; only the synthetic benchmark takes the synthetic ones.
+_SETTINGS_FOR_DATASET = {"synthetic": "synthetic", "bp4d": "bp4d", "disfa": "disfa", "bp4d+": "bp4d",
+                         "lists": "bp4d", "generic": "bp4d", "prepared": "bp4d"}
+# your own videos: the labels you have are used as they are (data.labels=100%) unless --labels / data.labels says so
+_OWN_LABELS = ("generic", "prepared")
+
+
+def _last_override(overrides: List[str], key: str) -> Optional[str]:
+    values = [o.split("=", 1)[1].strip() for o in overrides if "=" in o and o.split("=", 1)[0].strip() == key]
+    return values[-1] if values else None
+
+
+def _config(config: Optional[Path], overrides: List[str], method: Optional[str] = None, echo: bool = False):
+    """The run config: ``--config`` (a file or a packaged name), else the packaged ``<method>_<settings>`` config of
+    ``--method`` (the README main job's Knowledge-Spreader without it) for the dataset named by ``--dataset`` /
+    ``data.dataset`` (:data:`_SETTINGS_FOR_DATASET`; synthetic without one); then the overrides. The config records
+    where it started (``started_from``); ``echo`` prints it."""
     from auspread.engine.config import load_config, packaged_configs
 
-    if config is None and method is not None and f"{method}_synthetic" in packaged_configs():
-        config = Path(f"{method}_synthetic")
-    base = None if config is not None else _main_job_defaults()
-    return load_config(config, list(overrides or []), base=base)
+    overrides = list(overrides or [])
+    if config is not None:
+        path = Path(config)
+        stem = path.name[: -len(".yaml")] if path.name.endswith(".yaml") else path.name
+        started = str(path) if path.is_file() or path.parent != Path(".") else stem  # a file, or a packaged name
+        why = "--config"
+    else:
+        dataset = _last_override(overrides, "data.dataset") or "synthetic"
+        settings = _SETTINGS_FOR_DATASET.get(dataset, "synthetic")
+        started = f"{method or MAIN_JOB.split('_')[0]}_{settings}"
+        if started not in packaged_configs():
+            from auspread.methods.base import method_names
+
+            known = f"unknown method {method!r}; known: {', '.join(method_names())}" if method not in method_names() \
+                else f"no packaged config {started}; pass --config"
+            raise ConfigError(f"--method {method}: {known}")
+        config = Path(started)
+        why = f"--method {method}" if method else "the README main job's method"
+        if dataset != settings:
+            why += f"; {dataset} has no packaged config of its own: the {settings} settings with data.dataset={dataset}"
+        if dataset in _OWN_LABELS and _last_override(overrides, "data.labels") is None:
+            overrides.insert(0, "data.labels=100%")
+            why += "; data.labels=100%: your labels as they are (--labels to sparsify them)"
+    cfg = load_config(config, overrides)
+    cfg = cfg.model_copy(update={"started_from": started})
+    if echo:
+        typer.echo(f"config: started from {started} ({why}); dataset {cfg.data.dataset}, {cfg.data.image_size} px, "
+                   f"labels {cfg.data.labels}, pretrained={cfg.pretrained}, {cfg.optim.optimizer} lr {cfg.optim.lr:g}, "
+                   f"{cfg.optim.epochs} epochs")
+    return cfg
 
 
 def _shortcuts(overrides, method, labels, fold, dataset, root) -> list[str]:
@@ -49,7 +92,7 @@ def _shortcuts(overrides, method, labels, fold, dataset, root) -> list[str]:
     return [*extra, *(overrides or [])]
 
 
-_METHOD_OPT = typer.Option(None, "--method", "-m", help="method name (shortcut for method.name=...; without --config uses the method's packaged synthetic config)")
+_METHOD_OPT = typer.Option(None, "--method", "-m", help="method name (shortcut for method.name=...; without --config: the method's packaged config for --dataset, printed at the start)")
 _LABELS_OPT = typer.Option(None, "--labels", help="label regime, e.g. 5% or every:9 (shortcut for data.labels=...)")
 _FOLD_OPT = typer.Option(None, "--fold", help="standard fold 1, 2 or 3 (shortcut for data.fold=...)")
 _DATASET_OPT = typer.Option(None, "--dataset", help="synthetic, bp4d, bp4d+, disfa, lists, generic or prepared")
@@ -68,6 +111,11 @@ def _print_summary(s) -> None:
     if s.test_scores is not None:
         typer.echo("")
         typer.echo(format_table(s.test_scores, title=f"test F1 per AU (%), best epoch {s.best_epoch}, selected on {s.selected_on}"))
+    lab = s.labels or {}
+    if "ratio_used" in lab:
+        typer.echo(f"\nlabels {lab['requested']}: {lab['key_frames']} key frames of {lab['train_labelled_frames']} labelled "
+                   f"training frames ({100 * lab['ratio_used']:.2f}% used); validation: {lab['val_labelled_frames_seen']} "
+                   f"of {lab['val_labelled_frames']} labelled frames seen (data.val_labels={lab['val_labels']})")
     val = "-" if s.val_f1 is None else f"{100 * s.val_f1:.1f}"
     typer.echo(f"\nval mean F1 {val} | test mean F1 {100 * s.test_f1:.1f} | {s.train_fps:.0f} training frames/s | "
                f"{s.epochs} epochs in {s.seconds / 60:.1f} min")
@@ -95,7 +143,7 @@ def register(app: typer.Typer) -> None:
     @app.command("train", epilog=_methods_epilog())
     def train(
         overrides: Optional[List[str]] = typer.Argument(None, help="key=value overrides, e.g. optim.lr=0.001 data.labels=5%"),
-        config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML run config or packaged name, e.g. ks_bp4d (default: the README main job, ks_synthetic)"),
+        config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML run config or packaged name, e.g. ks_bp4d (default: <method>_<dataset settings>, the README main job ks_synthetic without --method and --dataset)"),
         resume: Optional[Path] = typer.Option(None, "--resume", help="continue a killed run folder from its last.pt"),
         pretrained: Optional[str] = typer.Option(None, "--pretrained", help="backbone weights: imagenet or a torchvision name (IMAGENET1K_V1; from the torch cache, downloaded there if online, else a clear error), a local .pth, an auspread checkpoint, an `auspread pretrain` trunk.pt or run folder, or pretrain:auto (docs/methods/pretraining.md)"),
         method: Optional[str] = _METHOD_OPT,
@@ -123,12 +171,14 @@ def register(app: typer.Typer) -> None:
             if overrides or config is not None:
                 raise ConfigError("--resume continues a run with its saved config; do not pass --config or overrides")
             from auspread.engine.checkpoint import LAST, Key, load_checkpoint
-            from auspread.engine.config import build_config
+            from auspread.engine.config import build_config, saved_run_config
             from auspread.engine.run import check_run_dir
 
-            cfg = build_config(load_checkpoint(check_run_dir(resume, need=LAST) / "checkpoints" / LAST)[Key.CONFIG])
+            cfg = build_config(saved_run_config(load_checkpoint(check_run_dir(resume, need=LAST) / "checkpoints" / LAST)[Key.CONFIG]))
+            if _is_main():
+                typer.echo(f"config: the run's own (started from {cfg.started_from or 'an unrecorded config'})")
         else:
-            cfg = _config(config, overrides or [], method)
+            cfg = _config(config, overrides or [], method, echo=_is_main())
         try:
             summary = run_training(cfg, progress=not quiet, resume=resume)
         finally:
@@ -179,7 +229,7 @@ def register(app: typer.Typer) -> None:
     @app.command("cv")
     def cv(
         overrides: Optional[List[str]] = typer.Argument(None, help="key=value overrides"),
-        config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML run config or packaged name, e.g. ks_bp4d (default: the README main job, ks_synthetic)"),
+        config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML run config or packaged name, e.g. ks_bp4d (default: <method>_<dataset settings>, the README main job ks_synthetic without --method and --dataset)"),
         folds: str = typer.Option("1,2,3", "--folds", help="comma-separated folds"),
         method: Optional[str] = _METHOD_OPT,
         labels: Optional[str] = _LABELS_OPT,
@@ -197,7 +247,7 @@ def register(app: typer.Typer) -> None:
             raise ConfigError(f"--folds must look like 1,2,3, got {folds!r}") from None
         if not fs or any(f not in (1, 2, 3) for f in fs):
             raise ConfigError(f"--folds must be among 1, 2, 3, got {folds!r}")
-        cfg = _config(config, _shortcuts(overrides, method, labels, None, dataset, root), method)
+        cfg = _config(config, _shortcuts(overrides, method, labels, None, dataset, root), method, echo=_is_main())
         try:
             res = run_cv(cfg, fs, progress=not quiet)
         finally:

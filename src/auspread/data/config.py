@@ -15,11 +15,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
-class LabelRegime(_Strict):
-    """Which labels training may see. Written as ``"100%"``, ``"5%"`` or ``"every:9"`` (KS supplement §1.2:
-    one label every k frames; a ratio r% means k = round(100 / r))."""
+def _whole(x: float) -> int | None:
+    """``x`` as an int when it is one (to float rounding), else None."""
+    k = round(x)
+    return k if abs(x - k) <= 1e-9 * max(1.0, x) else None
 
-    every: int = Field(1, ge=1)
+
+class LabelRegime(_Strict):
+    """Which labels training may see. Written as ``"100%"``, ``"5%"``, ``"15%"`` or ``"every:9"`` (KS supplement
+    §1.2: one label every k frames). A ratio r% with 100 / r a whole number k is the every-k rule (``every``); any
+    other ratio is kept exact (``percent``: about r% of each video's labelled frames, evenly spread; see
+    :func:`auspread.data.labels.sparsify`), never rounded to a k."""
+
+    every: int | None = Field(1, ge=1)
+    percent: float | None = Field(None, gt=0, lt=100)
 
     @model_validator(mode="before")
     @classmethod
@@ -28,23 +37,40 @@ class LabelRegime(_Strict):
             v = f"{v}%"
         if isinstance(v, str):
             s = v.strip().lower()
-            m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*%", s)
+            m = re.fullmatch(r"([+-]?\d+(?:\.\d+)?(?:e[+-]?\d+)?)\s*%", s)
             if m:
-                r = float(m.group(1))
-                if not 0 < r <= 100:
-                    raise ValueError(f"label ratio must be in (0, 100]%, got {v!r}")
-                return {"every": max(1, round(100.0 / r))}
-            m = re.fullmatch(r"every[:=]\s*(\d+)", s)
+                return cls._from_percent(float(m.group(1)), v)
+            m = re.fullmatch(r"every[:=]\s*([+-]?\d+)", s)
             if m:
                 return {"every": int(m.group(1))}
-            raise ValueError(f"labels must look like '5%' or 'every:9', got {v!r}")
+            raise ValueError(f"labels must look like '5%', '15%' or 'every:9', got {v!r}")
+        if isinstance(v, dict) and v.get("percent") is not None:
+            if v.get("every") is not None:
+                raise ValueError("labels: give either every (one label every k frames) or percent (a ratio), not both")
+            return cls._from_percent(float(v["percent"]), v)
         return v
+
+    @staticmethod
+    def _from_percent(r: float, given: Any) -> dict:
+        if not 0 < r <= 100:
+            raise ValueError(f"label ratio must be above 0% and at most 100%, got {given!r}")
+        k = _whole(100.0 / r)
+        return {"every": k} if k is not None else {"every": None, "percent": r}
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> "LabelRegime":
+        if (self.every is None) == (self.percent is None):
+            raise ValueError("labels: give either every (one label every k frames) or percent (an exact ratio)")
+        return self
 
     @property
     def ratio(self) -> float:
-        return 1.0 / self.every
+        """The fraction of labelled frames kept (nominal: the every-k rule keeps about 1/k of each video's)."""
+        return self.percent / 100.0 if self.percent is not None else 1.0 / self.every
 
     def __str__(self) -> str:
+        if self.percent is not None:
+            return f"{self.percent:g}% (exact)"
         return "100%" if self.every == 1 else f"every:{self.every} (~{100 / self.every:.3g}%)"
 
 
@@ -68,6 +94,10 @@ class DataConfig(_Strict):
     labels: LabelRegime = LabelRegime()
     label_seed: int = 0
     val_fraction: float = Field(0.2, ge=0, lt=1)  # training subjects held out for model selection
+    # labels of the validation subjects (model selection, per-AU thresholds): "ratio" keeps the training label
+    # ratio by the same key-frame rule (data.labels, data.label_seed), so selection sees the label budget and no
+    # more; "all" keeps every validation label (more labels than the budget: optimistic at sparse ratios)
+    val_labels: Literal["ratio", "all"] = "ratio"
     # CPU budgets: evaluate (val and test) on about 1/k of the videos (VideoIndex.every_kth_video: every subject
     # kept, tasks rotating). 1 = every video (the protocol).
     eval_video_stride: int = Field(1, ge=1)

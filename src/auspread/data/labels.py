@@ -13,6 +13,13 @@ clips are built around them (``auspread.data.sampling``). :func:`sparsify` imple
   fully coded video is the same as along the frames);
 * key frames keep their whole label row; every other frame becomes all ``-1``. ``every = 1`` keeps every label.
 
+A ratio r% where 100 / r is not a whole number (15%, 60%, 70%, …) is kept exact instead of rounded to a k
+(:class:`~auspread.data.config.LabelRegime` ``percent``): per video, ``n = round(r/100 · L)`` key frames (at least
+one when ``L > 0``), evenly spread at the real step ``s = L / n``: the labelled frames ``floor(u + i·s)``,
+``i = 0 … n−1``, with one seeded offset ``u`` in ``[0, s)`` per video (the same generator as above). Consecutive key
+frames are then ``floor(s)`` or ``ceil(s)`` labelled frames apart, and the split keeps about ``r/100`` of its
+labelled frames. Ratios with a whole 100 / r take the every-k rule above, unchanged.
+
 A video whose labels are all ``-1`` yields no key frame; its frames still feed unlabelled clips.
 """
 
@@ -23,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from auspread.data.config import LabelRegime
 from auspread.data.index import UNKNOWN, VideoIndex
 
 
@@ -34,12 +42,14 @@ class SparseLabels:
         index: the same videos with labels ``-1`` everywhere except at key frames.
         key_frames: ``(K, 2)`` int64 rows ``(video_i, t)``: video position in ``index.videos`` and frame position
             in that video, sorted by video then frame.
-        every: the policy's ``k``.
+        every: the policy's ``k`` (None for an exact ratio).
+        percent: the exact ratio in percent (None for the every-k rule).
     """
 
     index: VideoIndex
     key_frames: np.ndarray
-    every: int
+    every: int | None
+    percent: float | None = None
 
     @property
     def num_key_frames(self) -> int:
@@ -54,27 +64,42 @@ def video_offset(video_id: str, every: int, num_labelled: int, seed: int) -> int
     return int(rng.integers(0, min(every, num_labelled)))
 
 
+def exact_positions(video_id: str, num_labelled: int, fraction: float, seed: int) -> np.ndarray:
+    """Positions among a video's ``num_labelled`` labelled frames kept by the exact ratio ``fraction`` (in (0, 1]):
+    ``round(fraction · L)`` of them (at least one), evenly spread from one seeded offset (module docstring)."""
+    if num_labelled == 0:
+        return np.zeros(0, dtype=np.int64)
+    n = min(num_labelled, max(1, int(round(fraction * num_labelled))))
+    step = num_labelled / n
+    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, zlib.crc32(video_id.encode("utf-8"))])
+    u = rng.random() * step
+    return np.minimum(np.floor(u + step * np.arange(n)).astype(np.int64), num_labelled - 1)
+
+
 def labelled_positions(labels: np.ndarray) -> np.ndarray:
     """Frame positions with at least one known label."""
     return np.flatnonzero((labels >= 0).any(axis=1))
 
 
-def sparsify(index: VideoIndex, every: int, seed: int) -> SparseLabels:
-    """Keep one label every ``every`` labelled frames per video (KS supplement §1.2); see the module docstring."""
-    if every < 1:
-        raise ValueError(f"every must be >= 1, got {every}")
+def sparsify(index: VideoIndex, every: int | LabelRegime, seed: int) -> SparseLabels:
+    """Keep one label every ``every`` labelled frames per video (KS supplement §1.2), or, given a
+    :class:`~auspread.data.config.LabelRegime` with an exact ``percent``, that ratio; see the module docstring."""
+    regime = every if isinstance(every, LabelRegime) else LabelRegime(every=every)
     new_labels: list[np.ndarray] = []
     keys: list[np.ndarray] = []
     for vi, v in enumerate(index.videos):
         lab = labelled_positions(v.labels)
-        o = video_offset(v.video_id, every, len(lab), seed)
-        kept = lab[o::every]
+        if regime.percent is not None:
+            kept = lab[exact_positions(v.video_id, len(lab), regime.percent / 100.0, seed)]
+        else:
+            kept = lab[video_offset(v.video_id, regime.every, len(lab), seed)::regime.every]
         masked = np.full_like(v.labels, UNKNOWN)
         masked[kept] = v.labels[kept]
         new_labels.append(masked)
         keys.append(np.stack([np.full(len(kept), vi, dtype=np.int64), kept.astype(np.int64)], axis=1))
     key_frames = np.concatenate(keys) if keys else np.zeros((0, 2), dtype=np.int64)
-    return SparseLabels(index=index.with_labels(new_labels), key_frames=key_frames.reshape(-1, 2), every=every)
+    return SparseLabels(index=index.with_labels(new_labels), key_frames=key_frames.reshape(-1, 2), every=regime.every,
+                        percent=regime.percent)
 
 
 def _distinct_rows(rows: np.ndarray) -> int:
@@ -126,6 +151,7 @@ def label_statistics(full_index: VideoIndex, sparse: SparseLabels, seed: int = 0
     pos_kept = (key_rows == 1).sum(0) if k else np.zeros(len(aus), int)
     return {
         "every": sparse.every,
+        "percent": sparse.percent,
         "videos": len(full_rows),
         "videos_with_key_frames": int((per_video_k > 0).sum()),
         "frames": int(len(all_rows)),

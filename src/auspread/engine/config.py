@@ -61,6 +61,7 @@ class RunConfig(_Strict):
     eval_every: int = Field(1, ge=1)  # epochs between validations
     log_every: int = Field(10, ge=1)  # steps between metrics.jsonl lines
     pretrained: str | None = None  # "imagenet", a torchvision weights file, or an auspread checkpoint (its ResNet trunk) for the backbone(s)
+    started_from: str | None = None  # the packaged config (or file) the CLI built this configuration from; a record only
 
     @field_validator("method", mode="before")
     @classmethod
@@ -176,6 +177,25 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     if isinstance(raw["method"], dict) and "name" not in raw["method"]:
         raw["method"] = {"name": "supervised", **raw["method"]}
     return build_config(raw)
+
+
+# Options whose default changed: a saved run config (config.yaml, a checkpoint's config) without the key ran with the
+# value given here, and resuming, re-evaluating or adopting it must keep that value rather than take the new default.
+SAVED_RUN_DEFAULTS = {"data.val_labels": "all"}
+
+
+def saved_run_config(raw: dict) -> dict:
+    """A copy of a saved run config (plain data) with :data:`SAVED_RUN_DEFAULTS` filled in where the key is absent."""
+    import copy
+
+    out = copy.deepcopy(raw)
+    for key, value in SAVED_RUN_DEFAULTS.items():
+        *parents, leaf = key.split(".")
+        cur = out
+        for p in parents:
+            cur = cur.setdefault(p, {}) if isinstance(cur.get(p, {}), dict) else {}
+        cur.setdefault(leaf, value)
+    return out
 
 
 def config_to_dict(cfg: RunConfig) -> dict:

@@ -28,9 +28,9 @@ import torch
 
 from auspread.engine import distributed as D
 from auspread.engine.checkpoint import BEST, LAST, Key, load_checkpoint, save_checkpoint
-from auspread.engine.config import RunConfig, build_config, config_to_dict, dump_yaml
+from auspread.engine.config import RunConfig, build_config, config_to_dict, dump_yaml, saved_run_config
 from auspread.engine.data import (Splits, dataset_info, eval_transform, info_from_dict, info_to_dict, label_summary,
-                                  open_store, read_index, split_index)
+                                  open_store, read_index, split_index, validation_labels)
 from auspread.engine.logging import RunLogger
 from auspread.engine.loop import FitResult, Trainer, TrainHooks, autocast_factory, seed_everything
 from auspread.engine.precision import cpu_description, resolve_amp, resolve_channels_last
@@ -64,6 +64,8 @@ class RunSummary:
     test_f1_val_thresholds: float | None = None  # test mean F1 at the per-AU thresholds chosen on validation subjects
     test_per_au_val_thresholds: dict[str, float] | None = None
     frames_without_face: int = 0  # frames where auspread prepare found no face: kept as context, unlabelled
+    started_from: str | None = None  # the packaged config (or file) the run's configuration started from
+    labels: dict | None = None  # frames, labelled frames and key frames of the training and validation splits
     test_scores: AUScores | None = None
     history: list[dict] = field(default_factory=list)
 
@@ -106,7 +108,9 @@ def _slug(s: str) -> str:
 
 def default_run_name(cfg: RunConfig) -> str:
     ds = cfg.data.dataset if cfg.data.dataset != "synthetic" else f"synth-{cfg.data.synth_preset}"
-    lab = "100pct" if cfg.data.labels.every == 1 else f"every{cfg.data.labels.every}"
+    regime = cfg.data.labels
+    lab = (f"{regime.percent:g}pct" if regime.percent is not None else
+           "100pct" if regime.every == 1 else f"every{regime.every}")
     return _slug(f"{cfg.method.name}-{ds}-f{cfg.data.fold}-{lab}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
 
 
@@ -152,8 +156,12 @@ def _notes(cfg: RunConfig, splits: Splits, best_epoch: int | None, selected: str
            "last": "no validation split (data.val_fraction=0): the last epoch is evaluated"}[selected]
     return [
         f"method: {cfg.method.name}; dataset: {cfg.data.dataset}"
-        + (f" ({cfg.data.synth_preset})" if cfg.data.dataset == "synthetic" else "") + f"; fold {cfg.data.fold}",
-        f"labels: {cfg.data.labels} of the training frames",
+        + (f" ({cfg.data.synth_preset})" if cfg.data.dataset == "synthetic" else "") + f"; fold {cfg.data.fold}"
+        + (f"; configuration started from {cfg.started_from}" if cfg.started_from else ""),
+        f"labels: {cfg.data.labels} of the training frames"
+        + ({"ratio": "; validation subjects at the same ratio (data.val_labels=ratio)",
+            "all": "; every label of the validation subjects (data.val_labels=all)"}[cfg.data.val_labels]
+           if selected == "val" else ""),
         f"{sel}; best epoch {best_epoch}",
         f"subjects: {len(splits.subjects['train'])} train, {len(splits.subjects['val'])} val, {len(splits.subjects['test'])} test",
     ]
@@ -227,7 +235,7 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
     if resume is not None:
         run_dir = check_run_dir(resume, need=LAST)
         resume_state = load_checkpoint(run_dir / "checkpoints" / LAST)
-        cfg = build_config(resume_state[Key.CONFIG])
+        cfg = build_config(saved_run_config(resume_state[Key.CONFIG]))
         if resume_state[Key.EPOCH] >= cfg.optim.epochs and (run_dir / "results" / "summary.json").is_file():
             raise RunError(f"{run_dir}: run already finished ({cfg.optim.epochs} epochs); nothing to resume")
     show = progress and dist.is_main
@@ -255,13 +263,16 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
     splits = split_index(index, cfg.data, cfg.seed)
     from auspread.data.labels import sparsify
 
-    sparse = sparsify(splits.train, cfg.data.labels.every, cfg.data.label_seed)
+    sparse = sparsify(splits.train, cfg.data.labels, cfg.data.label_seed)
     if len(sparse.key_frames) == 0:
         raise DataError(index.root or index.dataset, "the training split has no labelled frame")
     if resume is None:  # the run folder appears only once the data is known to be usable
         run_dir = D.broadcast_object(_new_run_dir(cfg) if dist.is_main else None)
     info = dataset_info(sparse.index, cfg.data) if resume_state is None else info_from_dict(resume_state[Key.DATASET_INFO])
     train_store, val_store, test_store = _open_stores(dist, show, cfg.data, [splits.train, splits.val, splits.test])
+    all_val = splits.val
+    splits = validation_labels(splits, cfg.data)  # the same videos (the stores stay valid), labels per data.val_labels
+    labels = label_summary(splits.train, sparse.key_frames, sparse.every, cfg.data, all_val, splits.val)
 
     seed_everything(cfg.seed)  # the same initial weights whatever was drawn while reading the data
     method = build_method(cfg, info, cfg.pretrained).to(device)
@@ -288,7 +299,7 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
         atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
         atomic_write_text(run_dir / "data.json", json.dumps({
             "root": index.root, "dataset": index.dataset, "aus": list(index.aus), "subjects": splits.subjects,
-            "select_on": cfg.data.select_on, "labels": label_summary(splits.train, sparse.key_frames, sparse.every),
+            "select_on": cfg.data.select_on, "labels": labels,
             "class_weights": info.class_weights.tolist(), "world_size": world,
             "frames_without_face": index.frames_without_face,
         }, indent=2))
@@ -322,7 +333,7 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
         test_f1_all_positive=all_positive_f1(splits.test.all_labels(), splits.test.aus).mean_f1,
         test_f1_val_thresholds=None if test_at is None else test_at.mean_f1,
         test_per_au_val_thresholds=None if test_at is None else
-        {f"AU{a}": float(f) for a, f in zip(test_at.aus, test_at.f1)},
+        {f"AU{a}": float(f) for a, f in zip(test_at.aus, test_at.f1)}, labels=labels, started_from=cfg.started_from,
     )
     if dist.is_main:
         title = f"{cfg.method.name}: test F1 per AU (fold {cfg.data.fold})"
@@ -408,6 +419,7 @@ def calibrate_run(run_dir: str | Path, progress: bool = True) -> CalibrationResu
     run_dir = check_run_dir(run_dir)
     trained, model, device, _index, splits = _reload(run_dir, [], progress)
     cfg, state = trained.cfg, trained.state
+    splits = validation_labels(splits, cfg.data)
     if splits.val is None or splits.val_is_test or not splits.val.videos:
         raise RunError(f"{run_dir}: the run has no validation subjects apart from its test subjects "
                        f"(data.val_fraction=0 or data.select_on=test); no honest place to choose thresholds")

@@ -371,7 +371,7 @@ def linear_probe(cfg: PretrainConfig, trunk: str | Path | None, progress: bool =
     target = splits.test if split == "test" else splits.val
     if target is None or (split == "val" and splits.val_is_test):
         raise ConfigError("the linear probe scores the validation subjects: set data.val_fraction > 0 and data.select_on=val")
-    sparse = sparsify(splits.train, cfg.data.labels.every, cfg.data.label_seed)
+    sparse = sparsify(splits.train, cfg.data.labels, cfg.data.label_seed)
     if trunk is not None:
         meta = read_trunk(trunk)
         if meta is not None:
