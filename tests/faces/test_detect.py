@@ -78,3 +78,10 @@ def test_detection_leaves_autocast_alone_where_it_is_off(detector, faces, monkey
     assert cleared  # the guard was entered and left
     np.testing.assert_array_equal(under[0].boxes, plain[0].boxes)  # fp32 under the caller's bf16 autocast
     np.testing.assert_array_equal(under_r.landmarks, plain_r.landmarks)
+
+
+def test_frames_smaller_than_the_smallest_face_have_no_face(detector):
+    """A frame smaller than ``min_face_size`` gives MTCNN no pyramid level (facenet-pytorch's ``torch.cat`` of an empty
+    list fails): no face, not a crash (tiny fixture frames and thumbnails reach ``auspread prepare``)."""
+    dets = detector.detect(np.zeros((2, 8, 8, 3), np.uint8))
+    assert [len(d) for d in dets] == [0, 0]

@@ -30,10 +30,11 @@ def doctor(
     Example: auspread doctor --device cuda   |   fast CPU check: auspread doctor --device cpu --image-size 32 --steps 1
     """
     from auspread import doctor as doc
+    from auspread.methods.base import method_names
     from auspread.engine import distributed as D
     from auspread.errors import ConfigError
 
-    names = doc.method_names()
+    names = method_names()
     chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else names
     unknown = [m for m in chosen if m not in names]
     if unknown or not chosen:

@@ -104,6 +104,8 @@ class FaceDetector:
             batch = t.clamp_(0, 255).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
         # min_face_size is given in frame pixels; MTCNN sees the downscaled copy
         self._mtcnn.min_face_size = max(8, int(round(o.min_face_size * scale)))
+        if min(batch.shape[1:3]) < self._mtcnn.min_face_size:  # no image pyramid level: MTCNN's torch.cat fails
+            return [Detections() for _ in range(len(batch))]
         with torch.no_grad(), fp32_guard(self.device.type):  # fp32 even under a caller's autocast
             boxes, probs, points = self._mtcnn.detect(batch, landmarks=True)
         res = []
