@@ -304,6 +304,32 @@ def test_a_run_of_another_configuration_is_refused(tmp_path, change, match):
     assert not (out / "runs" / cell.key).exists()
 
 
+def _without_val_labels(run: Path) -> None:
+    import yaml
+
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    del cfg["data"]["val_labels"]  # saved before the option existed: validation subjects kept every label
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+def test_a_run_saved_before_a_default_changed_is_not_adopted_or_resumed(tmp_path, capsys):
+    from auspread.study.runner import adopt_run, run_cell
+
+    sp, out = spec(labels=["5"]), tmp_path / "study"
+    cell = next(c for c in sp.cells() if c.method == "supervised")
+    run = _finished_run(tmp_path / "old", sp, cell)
+    _without_val_labels(run)
+    with pytest.raises(ConfigError, match="data.val_labels: run 'all' vs study 'ratio'"):
+        adopt_run(sp, cell, run, out)
+    with pytest.raises(ConfigError, match="data.val_labels: run 'all' vs study 'ratio'"):  # a cell's own folder
+        run_cell(S.cell_config_dict(sp, cell, tmp_path), str(run))
+    # cells recorded before: kept, with a warning that they were selected on every validation label
+    S.append_result(out / "results.jsonl", {"key": cell.key, "method": cell.method, "labels": cell.labels,
+                                            "ratio": 5.0, "fold": 1, "seed": 0, "test_f1": 0.5})
+    S.run_study(sp, out, runner=fake_runner, progress=False)
+    assert "1 finished cell(s) were trained with other validation labels" in capsys.readouterr().err
+
+
 def test_an_unfinished_run_is_refused(tmp_path):
     from auspread.study.runner import adopt_run
 

@@ -68,6 +68,11 @@ def _print_summary(s) -> None:
     if s.test_scores is not None:
         typer.echo("")
         typer.echo(format_table(s.test_scores, title=f"test F1 per AU (%), best epoch {s.best_epoch}, selected on {s.selected_on}"))
+    lab = s.labels or {}
+    if "ratio_used" in lab:
+        typer.echo(f"\nlabels {lab['requested']}: {lab['key_frames']} key frames of {lab['train_labelled_frames']} labelled "
+                   f"training frames ({100 * lab['ratio_used']:.2f}% used); validation: {lab['val_labelled_frames_seen']} "
+                   f"of {lab['val_labelled_frames']} labelled frames seen (data.val_labels={lab['val_labels']})")
     val = "-" if s.val_f1 is None else f"{100 * s.val_f1:.1f}"
     typer.echo(f"\nval mean F1 {val} | test mean F1 {100 * s.test_f1:.1f} | {s.train_fps:.0f} training frames/s | "
                f"{s.epochs} epochs in {s.seconds / 60:.1f} min")
@@ -123,10 +128,10 @@ def register(app: typer.Typer) -> None:
             if overrides or config is not None:
                 raise ConfigError("--resume continues a run with its saved config; do not pass --config or overrides")
             from auspread.engine.checkpoint import LAST, load_checkpoint
-            from auspread.engine.config import build_config
+            from auspread.engine.config import build_config, saved_run_config
             from auspread.engine.run import check_run_dir
 
-            cfg = build_config(load_checkpoint(check_run_dir(resume, need=LAST) / "checkpoints" / LAST)["config"])
+            cfg = build_config(saved_run_config(load_checkpoint(check_run_dir(resume, need=LAST) / "checkpoints" / LAST)["config"]))
         else:
             cfg = _config(config, overrides or [], method)
         try:

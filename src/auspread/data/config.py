@@ -68,6 +68,10 @@ class DataConfig(_Strict):
     labels: LabelRegime = LabelRegime()
     label_seed: int = 0
     val_fraction: float = Field(0.2, ge=0, lt=1)  # training subjects held out for model selection
+    # labels of the validation subjects (model selection, per-AU thresholds): "ratio" keeps the training label
+    # ratio by the same key-frame rule (data.labels, data.label_seed), so selection sees the label budget and no
+    # more; "all" keeps every validation label (more labels than the budget: optimistic at sparse ratios)
+    val_labels: Literal["ratio", "all"] = "ratio"
     # CPU budgets: evaluate (val and test) on about 1/k of the videos (VideoIndex.every_kth_video: every subject
     # kept, tasks rotating). 1 = every video (the protocol).
     eval_video_stride: int = Field(1, ge=1)

@@ -174,6 +174,25 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     return build_config(raw)
 
 
+# Options whose default changed: a saved run config (config.yaml, a checkpoint's config) without the key ran with the
+# value given here, and resuming, re-evaluating or adopting it must keep that value rather than take the new default.
+SAVED_RUN_DEFAULTS = {"data.val_labels": "all"}
+
+
+def saved_run_config(raw: dict) -> dict:
+    """A copy of a saved run config (plain data) with :data:`SAVED_RUN_DEFAULTS` filled in where the key is absent."""
+    import copy
+
+    out = copy.deepcopy(raw)
+    for key, value in SAVED_RUN_DEFAULTS.items():
+        *parents, leaf = key.split(".")
+        cur = out
+        for p in parents:
+            cur = cur.setdefault(p, {}) if isinstance(cur.get(p, {}), dict) else {}
+        cur.setdefault(leaf, value)
+    return out
+
+
 def config_to_dict(cfg: RunConfig) -> dict:
     """Plain JSON-able data (for checkpoints loadable with ``weights_only=True`` and for config.yaml)."""
     return cfg.model_dump(mode="json")

@@ -8,7 +8,7 @@ test fold, reference C.6) and is labelled as such in every report.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -109,6 +109,34 @@ def eval_transform(dc: DataConfig):
     return ClipTransform(dc.image_size, dc.augment, train=False)
 
 
-def label_summary(train: VideoIndex, key_frames: np.ndarray, every: int) -> dict:
-    return {"every": every, "train_frames": train.num_frames, "key_frames": int(len(key_frames)),
-            "label_ratio": float(len(key_frames) / max(1, train.num_frames))}
+def validation_labels(splits: Splits, dc: DataConfig) -> Splits:
+    """``splits`` with the validation subjects labelled as ``data.val_labels`` says: ``ratio`` keeps one label by the
+    training's key-frame rule (:func:`auspread.data.labels.sparsify` with ``data.labels`` and ``data.label_seed``),
+    so model selection and the per-AU thresholds see the label budget and no more; ``all`` keeps every label. The
+    test subjects (also the "validation" frames under ``data.select_on=test``) always keep every label."""
+    if splits.val is None or splits.val_is_test or dc.val_labels == "all":
+        return splits
+    from auspread.data.labels import sparsify
+
+    return replace(splits, val=sparsify(splits.val, dc.labels.every, dc.label_seed).index)
+
+
+def _labelled_frames(index: VideoIndex | None) -> int:
+    return 0 if index is None else int(sum(int((v.labels >= 0).any(axis=1).sum()) for v in index.videos))
+
+
+def label_summary(train: VideoIndex, key_frames: np.ndarray, every: int, dc: DataConfig | None = None,
+                  val: VideoIndex | None = None, val_seen: VideoIndex | None = None) -> dict:
+    """The labels a run saw. Training: all frames, labelled frames (with a known label), key frames, and the ratio
+    actually used (``ratio_used``: key frames over labelled frames; ``label_ratio``: over all frames). With ``dc``,
+    validation: all frames, labelled frames, and the labelled frames model selection saw (``val_seen``, the
+    validation index after :func:`validation_labels`)."""
+    out = {"every": every, "train_frames": train.num_frames, "key_frames": int(len(key_frames)),
+           "label_ratio": float(len(key_frames) / max(1, train.num_frames))}
+    if dc is not None:
+        labelled = _labelled_frames(train)
+        out = {"requested": str(dc.labels), **out, "train_labelled_frames": labelled,
+               "ratio_used": float(len(key_frames) / max(1, labelled)), "val_labels": dc.val_labels,
+               "val_frames": 0 if val is None else val.num_frames, "val_labelled_frames": _labelled_frames(val),
+               "val_labelled_frames_seen": _labelled_frames(val_seen)}
+    return out

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from auspread.engine.checkpoint import BEST, load_checkpoint
-from auspread.engine.config import RunConfig, apply_overrides, build_config
+from auspread.engine.config import RunConfig, apply_overrides, build_config, saved_run_config
 from auspread.engine.data import info_from_dict
 from auspread.errors import AuspreadError, ConfigError, RunError
 from auspread.methods.base import DatasetInfo, Method, get_method
@@ -84,7 +84,7 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu", overrides
     missing = [k for k in ("config", "dataset_info", "model") if k not in state]
     if missing:
         raise RunError(f"{ckpt}: checkpoint lacks {', '.join(missing)}; it cannot rebuild its model")
-    cfg = build_config(apply_overrides(copy.deepcopy(state["config"]), list(overrides or [])))
+    cfg = build_config(apply_overrides(saved_run_config(state["config"]), list(overrides or [])))
     try:
         info = info_from_dict(state["dataset_info"])
         method = eval_weights(build_method(cfg, info, None), state)

@@ -28,9 +28,9 @@ import torch
 
 from auspread.engine import distributed as D
 from auspread.engine.checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
-from auspread.engine.config import RunConfig, build_config, config_to_dict, dump_yaml
+from auspread.engine.config import RunConfig, build_config, config_to_dict, dump_yaml, saved_run_config
 from auspread.engine.data import (Splits, dataset_info, eval_transform, info_from_dict, info_to_dict, label_summary,
-                                  open_store, read_index, split_index)
+                                  open_store, read_index, split_index, validation_labels)
 from auspread.engine.logging import RunLogger
 from auspread.engine.loop import FitResult, Trainer, TrainHooks, autocast_factory, seed_everything
 from auspread.engine.precision import cpu_description, resolve_amp, resolve_channels_last
@@ -64,6 +64,7 @@ class RunSummary:
     cpu: str | None = None  # the host CPU (engine.precision.cpu_description): speeds and bf16 depend on it
     test_f1_val_thresholds: float | None = None  # test mean F1 at the per-AU thresholds chosen on validation subjects
     test_per_au_val_thresholds: dict[str, float] | None = None
+    labels: dict | None = None  # frames, labelled frames and key frames of the training and validation splits
     test_roc_auc: float | None = None  # mean over AUs of the test ROC-AUC (threshold-free; 0.5 = no ranking)
     pretrained_weights: dict | None = None  # the weights file the run started from: {"file", "sha256"} (None: random)
     test_scores: AUScores | None = None
@@ -155,7 +156,10 @@ def _notes(cfg: RunConfig, splits: Splits, best_epoch: int | None, selected: str
     return [
         f"method: {cfg.method.name}; dataset: {cfg.data.dataset}"
         + (f" ({cfg.data.synth_preset})" if cfg.data.dataset == "synthetic" else "") + f"; fold {cfg.data.fold}",
-        f"labels: {cfg.data.labels} of the training frames",
+        f"labels: {cfg.data.labels} of the training frames"
+        + ({"ratio": "; validation subjects at the same ratio (data.val_labels=ratio)",
+            "all": "; every label of the validation subjects (data.val_labels=all)"}[cfg.data.val_labels]
+           if selected == "val" else ""),
         f"{sel}; best epoch {best_epoch}",
         f"subjects: {len(splits.subjects['train'])} train, {len(splits.subjects['val'])} val, {len(splits.subjects['test'])} test",
     ]
@@ -240,7 +244,7 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
     if resume is not None:
         run_dir = check_run_dir(resume, need=LAST)
         resume_state = load_checkpoint(run_dir / "checkpoints" / LAST)
-        cfg = build_config(resume_state["config"])
+        cfg = build_config(saved_run_config(resume_state["config"]))
         if resume_state["epoch"] >= cfg.optim.epochs and (run_dir / "results" / "summary.json").is_file():
             raise RunError(f"{run_dir}: run already finished ({cfg.optim.epochs} epochs); nothing to resume")
     show = progress and dist.is_main
@@ -272,6 +276,9 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
         run_dir = D.broadcast_object(_new_run_dir(cfg) if dist.is_main else None)
     info = dataset_info(sparse.index, cfg.data) if resume_state is None else info_from_dict(resume_state["dataset_info"])
     train_store, val_store, test_store = _open_stores(dist, show, cfg.data, [splits.train, splits.val, splits.test])
+    all_val = splits.val
+    splits = validation_labels(splits, cfg.data)  # the same videos (the stores stay valid), labels per data.val_labels
+    labels = label_summary(splits.train, sparse.key_frames, sparse.every, cfg.data, all_val, splits.val)
 
     seed_everything(cfg.seed)  # the same initial weights whatever was drawn while reading the data
     method = build_method(cfg, info, cfg.pretrained).to(device)
@@ -299,7 +306,7 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
         atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
         atomic_write_text(run_dir / "data.json", json.dumps({
             "root": index.root, "dataset": index.dataset, "aus": list(index.aus), "subjects": splits.subjects,
-            "select_on": cfg.data.select_on, "labels": label_summary(splits.train, sparse.key_frames, sparse.every),
+            "select_on": cfg.data.select_on, "labels": labels,
             "class_weights": info.class_weights.tolist(), "world_size": world,
         }, indent=2))
     D.barrier()
@@ -331,7 +338,7 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
         test_f1_all_positive=all_positive_f1(splits.test.all_labels(), splits.test.aus).mean_f1,
         test_f1_val_thresholds=None if test_at is None else test_at.mean_f1,
         test_per_au_val_thresholds=None if test_at is None else
-        {f"AU{a}": float(f) for a, f in zip(test_at.aus, test_at.f1)},
+        {f"AU{a}": float(f) for a, f in zip(test_at.aus, test_at.f1)}, labels=labels,
         test_roc_auc=mean_roc_auc(preds) if preds is not None else None, pretrained_weights=start_record,
     )
     if dist.is_main:
@@ -418,6 +425,7 @@ def calibrate_run(run_dir: str | Path, progress: bool = True) -> CalibrationResu
     run_dir = check_run_dir(run_dir)
     trained, model, device, _index, splits = _reload(run_dir, [], progress)
     cfg, state = trained.cfg, trained.state
+    splits = validation_labels(splits, cfg.data)
     if splits.val is None or splits.val_is_test or not splits.val.videos:
         raise RunError(f"{run_dir}: the run has no validation subjects apart from its test subjects "
                        f"(data.val_fraction=0 or data.select_on=test); no honest place to choose thresholds")

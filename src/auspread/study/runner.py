@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from auspread.engine.config import build_config
+from auspread.engine.config import SAVED_RUN_DEFAULTS, build_config, read_yaml_mapping, saved_run_config
 from auspread.errors import ConfigError, RunError
 from auspread.io import atomic_write_text
 from auspread.progress import progress_bar
@@ -30,6 +30,11 @@ def run_cell(cfg_dict: dict, run_dir: str) -> dict:
 
     run_dir_p = Path(run_dir)
     cfg = build_config(cfg_dict)
+    if (run_dir_p / "config.yaml").is_file():
+        changed = changed_defaults(read_yaml_mapping(run_dir_p / "config.yaml"), cfg_dict)
+        if changed:
+            raise ConfigError(f"{run_dir_p}: started with another configuration than its cell ({'; '.join(changed)}); "
+                              f"remove the folder to train the cell again, or use a new --out")
     resume = None
     if (run_dir_p / "checkpoints" / "last.pt").is_file():
         resume = run_dir_p
@@ -49,7 +54,8 @@ def _summary_record(d: dict, seconds: float) -> dict:
             "steps": d.get("steps"), "selected_on": d.get("selected_on"), "train_fps": d.get("train_fps"),
             "run_dir": str(d.get("run_dir")), "seconds": seconds or d.get("seconds"),
             "test_f1_all_positive": d.get("test_f1_all_positive"), "precision": d.get("precision"),
-            "cpu": d.get("cpu"), "test_f1_val_thresholds": d.get("test_f1_val_thresholds")}
+            "cpu": d.get("cpu"), "test_f1_val_thresholds": d.get("test_f1_val_thresholds"),
+            "val_labels": (d.get("labels") or {}).get("val_labels", SAVED_RUN_DEFAULTS["data.val_labels"])}
 
 
 Runner = Callable[[dict, str], dict]
@@ -85,17 +91,25 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def changed_defaults(saved: dict, want: dict) -> list[str]:
+    """Where a saved run config (as written, older runs lack newer keys) and the configuration ``want`` differ on an
+    option whose default changed (:data:`~auspread.engine.config.SAVED_RUN_DEFAULTS`): such a run is never reused
+    silently for a cell of today's defaults."""
+    have, w = _flat(saved_run_config(saved)), _flat(want)
+    return [f"{k}: run {have.get(k)!r} vs study {w.get(k)!r}" for k in SAVED_RUN_DEFAULTS if have.get(k) != w.get(k)]
+
+
 def adopt_run(spec: StudySpec, cell: Cell, run_dir: str | Path, out_dir: str | Path) -> Path:
     """Use a finished run trained outside the study (e.g. by ``benchmarks/bench_ks_table.py``) as ``cell``: its folder
     is linked as ``runs/<key>``, so the next start records it instead of training it again. Refused (ConfigError)
     unless the run finished (``results/summary.json``) and its saved ``config.yaml`` equals the cell's configuration
     apart from :data:`ADOPT_IGNORED` (``pretrained=pretrain:...`` compared as the trunk file it resolves to)."""
-    from auspread.engine.config import config_to_dict, load_config
+    from auspread.engine.config import config_to_dict
 
     src = Path(run_dir).resolve()
     if not (src / "results" / "summary.json").is_file():
         raise ConfigError(f"{src}: not a finished run (no results/summary.json)")
-    have = _flat(config_to_dict(load_config(src / "config.yaml", [])))
+    have = _flat(config_to_dict(build_config(saved_run_config(read_yaml_mapping(src / "config.yaml")))))
     want = _flat(_resolved_pretrained(cell_config_dict(spec, cell, Path(out_dir) / "runs")))
     diff = sorted(k for k in set(have) | set(want) if k not in ADOPT_IGNORED and have.get(k) != want.get(k))
     if diff:
@@ -109,6 +123,22 @@ def adopt_run(spec: StudySpec, cell: Cell, run_dir: str | Path, out_dir: str | P
     link.parent.mkdir(parents=True, exist_ok=True)
     link.symlink_to(src, target_is_directory=True)
     return link
+
+
+def _warn_changed_defaults(spec: StudySpec, records: list[dict]) -> None:
+    """Warn when finished cells were trained with another validation labelling than the study's cells now get
+    (e.g. recorded before ``data.val_labels`` existed, when validation subjects kept every label)."""
+    cells = {c.key: c for c in spec.cells()}
+    old = []
+    for r in records:
+        want = cell_config_dict(spec, cells[r["key"]], Path("runs"))["data"]["val_labels"]
+        have = r.get("val_labels", SAVED_RUN_DEFAULTS["data.val_labels"])
+        if have != want:
+            old.append(f"{r['key']} ({have}, now {want})")
+    if old:
+        print(f"warning: {len(old)} finished cell(s) were trained with other validation labels (data.val_labels) than "
+              f"the study's configuration now gives: {', '.join(old[:5])}{' …' if len(old) > 5 else ''}; their numbers "
+              f"are kept as they are: use a new --out to train every cell the same way", file=sys.stderr)
 
 
 # --- the grid runner -------------------------------------------------------------------------------------------
@@ -154,6 +184,7 @@ def run_study(spec: StudySpec, out_dir: str | Path, workers: int = 1, runner: Ru
 
     cells = spec.cells()
     done = {r["key"] for r in load_results(results_path)}
+    _warn_changed_defaults(spec, [r for r in load_results(results_path) if r["key"] in {c.key for c in cells}])
     todo = [c for c in cells if c.key not in done]
     runs_dir = out / "runs"
     if not train:
