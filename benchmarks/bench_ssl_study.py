@@ -39,7 +39,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads per cell")
     ap.add_argument("--start", default="pretrained", choices=sorted(STARTS),
                     help="pretrained: every cell from the cached `auspread pretrain` trunk, 20 epochs (issue 19); "
-                         "random: random weights, 10 epochs (the budget of issues 6-17)")
+                         "random: random weights, 10 epochs (the budget of issues 6-17); imagenet: torchvision's "
+                         "ImageNet MobileNetV2, 20 epochs")
     ap.add_argument("--quick", action="store_true", help="tiny preset, 32 px, 1 epoch of 2 steps, labels 5,100")
     ap.add_argument("--adopt", action="append", default=[], type=Path, metavar="DIR",
                     help="a bench_ks_table.py output folder: its finished cells <method>-l<ratio> (ks-l5, supervised-l100, "

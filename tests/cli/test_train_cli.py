@@ -125,5 +125,7 @@ def test_main_job_defaults_match_the_documented_config():
     repo = Path(__file__).resolve().parents[2]
     main_job = load_config(None, base=_main_job_defaults())
     assert main_job == load_config(repo / "configs" / "ks_synthetic.yaml")
-    assert main_job.method.name == "ks" and main_job.data.synth_preset == "small"
+    assert main_job.method.name == "ks" and main_job.data.synth_preset == "wide"
+    # from torchvision's ImageNet MobileNetV2, which can be had offline (the wheel route of models/backbones.py)
+    assert main_job.method.backbone == "mobilenet_v2" and main_job.pretrained == "imagenet"
     assert main_job.data.labels.every == 20  # Knowledge-Spreader at 5% labels (issue 4 item 8, issue 5)

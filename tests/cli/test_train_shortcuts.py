@@ -95,4 +95,4 @@ def test_switching_method_by_override_drops_the_base_methods_options():
     # the main job is ks_synthetic; method.name=supervised must not inherit KS options such as clip_len
     cfg = _config(None, ["method.name=supervised", "method.dropout=0.1"])
     assert cfg.method.name == "supervised" and cfg.method.dropout == 0.1
-    assert cfg.data.synth_preset == "small"  # data and optim of the base stay
+    assert cfg.data.synth_preset == "wide"  # data and optim of the base stay

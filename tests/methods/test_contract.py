@@ -33,10 +33,23 @@ def _package_methods() -> list[str]:
     return [n for n in method_names() if get_method(n).__module__.startswith("auspread.methods.")]
 
 
-def _method(name: str, seed: int = 0) -> Method:
+def _trunk_field(name: str) -> str | None:
+    """The option naming a method's torchvision trunk (``backbone``; PIAP-DF's ``encoder``), if it has one."""
+    fields = get_method(name).Options.model_fields
+    return next((f for f in ("backbone", "encoder") if f in fields), None)
+
+
+# every method with its default trunk, and every method that takes a torchvision trunk with MobileNetV2
+CASES = [(n, None) for n in _package_methods()] + [(n, "mobilenet_v2") for n in _package_methods() if _trunk_field(n)]
+
+
+def _method(name: str, seed: int = 0, trunk: str | None = None) -> Method:
     cls = get_method(name)
     torch.manual_seed(seed)
-    return cls(cls.Options(**TINY.get(name, {})), fakes.info(SIZE))
+    options = dict(TINY.get(name, {}))
+    if trunk is not None:
+        options[_trunk_field(name)] = trunk
+    return cls(cls.Options(**options), fakes.info(SIZE))
 
 
 def _landmarks(b: int, n: int) -> torch.Tensor:
@@ -88,9 +101,9 @@ def test_the_registry_holds_the_seven_methods():
     assert {"ks", "supervised", "mdhr", "piap-df", "pseudo-label", "fixmatch", "tcl"} <= set(method_names())
 
 
-@pytest.mark.parametrize("name", _package_methods())
-def test_train_step_gives_a_finite_loss_and_float_logs(name):
-    m = _method(name).train()
+@pytest.mark.parametrize("name,trunk", CASES)
+def test_train_step_gives_a_finite_loss_and_float_logs(name, trunk):
+    m = _method(name, trunk=trunk).train()
     spec = m.data_spec()
     epoch = spec.unlabelled_from_epoch  # the first epoch with every part of the batch
     epochs = max(epoch + 1, getattr(m, "total_epochs", 0))
@@ -107,13 +120,13 @@ def test_train_step_gives_a_finite_loss_and_float_logs(name):
         assert any(p.grad is not None for p in m.parameters())
 
 
-@pytest.mark.parametrize("name", _package_methods())
-def test_predict_video_state_dict_and_export(name):
-    m = _method(name)
+@pytest.mark.parametrize("name,trunk", CASES)
+def test_predict_video_state_dict_and_export(name, trunk):
+    m = _method(name, trunk=trunk)
     if _is_detector(name):
         p = _predict(m)
         assert p.shape == (T, len(fakes.AUS)) and torch.isfinite(p).all() and (p >= 0).all() and (p <= 1).all()
-    other = _method(name, seed=1)
+    other = _method(name, seed=1, trunk=trunk)
     other.load_state_dict(m.state_dict())
     assert all(torch.equal(v, m.state_dict()[k]) for k, v in other.state_dict().items())
     if _is_detector(name):

@@ -26,3 +26,20 @@ def test_tclnet_shapes_and_temporal_context():
     assert not torch.allclose(net(other)[:, 0], out[:, 0])
     flat = TCLNet(3, shift=False).eval()
     assert torch.allclose(flat(other)[:, 0], flat(clip)[:, 0], atol=1e-5)
+
+
+def test_mobilenet_v2_trunk_shifts_in_every_residual_inverted_block():
+    """TSM's placement for MobileNetV2: the first convolution of each block with a residual connection (10 of 17)."""
+    torch.manual_seed(0)
+    net = TCLNet(3, backbone="mobilenet_v2", shift=True).eval()
+    assert len(net._shifts) == 10
+    clip = torch.randn(1, 4, 3, 32, 32)
+    assert net(clip).shape == (1, 4, 3)  # (sets the shifts' clip length to 4)
+    other = clip.clone()
+    other[:, 1] = torch.randn(1, 3, 32, 32)
+    first_block = net.backbone.features[:4]  # up to the first residual block (a random trunk's signal fades deeper)
+    a, b = first_block(clip[0]), first_block(other[0])
+    assert (a[0] - b[0]).abs().max() > 1e-4  # frame 0 sees frame 1 through the shift
+    flat = TCLNet(3, backbone="mobilenet_v2", shift=False).eval()
+    assert not flat._shifts
+    assert torch.allclose(flat.backbone.features[:4](clip[0])[0], flat.backbone.features[:4](other[0])[0], atol=1e-6)

@@ -64,6 +64,20 @@ def test_trunk_loads_into_every_resnet_method(name, r18):
     assert _copies(fresh, state["layer4.1.conv2.weight"]) == 0
 
 
+@pytest.mark.parametrize("name", sorted(RESNET_METHODS))
+def test_a_mobilenet_v2_trunk_loads_into_every_method(name, tmp_path):
+    """`auspread pretrain recipe.arch=mobilenet_v2`'s trunk starts every method's MobileNetV2 trunk(s)."""
+    path, state = _trunk(tmp_path / TRUNK, arch="mobilenet_v2")
+    extra, n = RESNET_METHODS[name]
+    extra = [o.replace("=resnet18", "=mobilenet_v2") for o in extra]
+    field = "encoder" if name == "piap-df" else "backbone"
+    cfg = resolve_pretrained(load_config(None, [f"method.name={name}", f"method.{field}=mobilenet_v2", *extra, *TINY,
+                                                f"pretrained={path}"]), progress=False)
+    m = build_method(cfg, _info(), cfg.pretrained)
+    for key in ("features.0.0.weight", "features.10.conv.2.weight", "features.18.1.running_var"):
+        assert _copies(m, state[key]) == n, key
+
+
 def test_run_folder_resolves_to_its_trunk(r18):
     path, _ = r18
     cfg = resolve_pretrained(load_config(None, [*TINY, f"pretrained={path.parent}"]), progress=False)

@@ -10,7 +10,7 @@ import typer
 
 def synth(
     out: Optional[Path] = typer.Argument(None, help="dataset folder to create (not needed with --preview)"),
-    preset: str = typer.Option("small", "--preset", help="tiny | small | bp4d-like | disfa-like"),
+    preset: str = typer.Option("small", "--preset", help="tiny | small | wide | bp4d-like | disfa-like"),
     fmt: Optional[str] = typer.Option(None, "--format", help="bp4d | disfa (default: the preset's, else bp4d)"),
     subjects: Optional[int] = typer.Option(None, "--subjects", help="number of subjects (round-robin over fold parts)"),
     tasks: Optional[int] = typer.Option(None, "--tasks", help="BP4D tasks per subject"),

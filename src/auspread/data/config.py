@@ -86,7 +86,7 @@ class AugmentConfig(_Strict):
 class DataConfig(_Strict):
     dataset: Literal["synthetic", "bp4d", "bp4d+", "disfa", "lists", "generic", "prepared"] = "synthetic"
     root: Path | None = None  # None with dataset=synthetic: the cached synthetic preset below
-    synth_preset: Literal["tiny", "small", "bp4d-like", "disfa-like"] = "small"
+    synth_preset: Literal["tiny", "small", "wide", "bp4d-like", "disfa-like"] = "small"
     synth_format: Literal["bp4d", "disfa"] = "bp4d"
     fold: int = Field(1, ge=1, le=3)
     image_size: int = Field(112, ge=32)  # network input side

@@ -38,11 +38,12 @@ from auspread.engine.restore import build_method, check_run_dir, eval_weights, l
 from auspread.errors import ConfigError, DataError, RunError
 from auspread.evaluation.dense import DensePredictions, evaluate_split
 from auspread.evaluation.metrics import AUScores, all_positive_f1
+from auspread.evaluation.ranking import mean_roc_auc
 from auspread.evaluation.report import markdown_table, write_results
 from auspread.evaluation.thresholds import AUThresholds, fit_on_predictions, scores_on_predictions
 from auspread.io import atomic_write_text
 from auspread.methods.base import get_method
-from auspread.models.backbones import is_imagenet_spec
+from auspread.models.backbones import is_imagenet_spec, pretrained_file, weights_record
 
 
 @dataclass
@@ -66,6 +67,8 @@ class RunSummary:
     frames_without_face: int = 0  # frames where auspread prepare found no face: kept as context, unlabelled
     started_from: str | None = None  # the packaged config (or file) the run's configuration started from
     labels: dict | None = None  # frames, labelled frames and key frames of the training and validation splits
+    test_roc_auc: float | None = None  # mean over AUs of the test ROC-AUC (threshold-free; 0.5 = no ranking)
+    pretrained_weights: dict | None = None  # the weights file the run started from: {"file", "sha256"} (None: random)
     test_scores: AUScores | None = None
     history: list[dict] = field(default_factory=list)
 
@@ -223,6 +226,16 @@ def _thresholds_note(at: AUScores, at_half: AUScores, split: str = "test") -> st
 
 
 # --- training --------------------------------------------------------------------------------------------------
+def _start_weights(cfg: RunConfig) -> dict | None:
+    """File name and sha256 of the weights the run's backbone started from (already fetched by the method)."""
+    from auspread.pretrain.run import method_arch
+
+    arch = method_arch(cfg)
+    if not cfg.pretrained or (arch is None and is_imagenet_spec(cfg.pretrained)):
+        return None
+    return weights_record(pretrained_file(arch, cfg.pretrained))
+
+
 def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | None = None,
                  hooks: TrainHooks | None = None) -> RunSummary:
     """Train ``cfg`` (or continue the killed run ``resume`` from its ``last.pt``), then evaluate the best
@@ -276,6 +289,7 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
 
     seed_everything(cfg.seed)  # the same initial weights whatever was drawn while reading the data
     method = build_method(cfg, info, cfg.pretrained).to(device)
+    start_record = _start_weights(cfg)
     if resolve_channels_last(cfg.optim.channels_last, resolve_amp(cfg.optim.amp, device)):
         method = method.to(memory_format=torch.channels_last)
     if dist.rank > 0:
@@ -334,6 +348,7 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
         test_f1_val_thresholds=None if test_at is None else test_at.mean_f1,
         test_per_au_val_thresholds=None if test_at is None else
         {f"AU{a}": float(f) for a, f in zip(test_at.aus, test_at.f1)}, labels=labels, started_from=cfg.started_from,
+        test_roc_auc=mean_roc_auc(preds) if preds is not None else None, pretrained_weights=start_record,
     )
     if dist.is_main:
         title = f"{cfg.method.name}: test F1 per AU (fold {cfg.data.fold})"

@@ -25,6 +25,15 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((r_pos - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def mean_roc_auc(preds) -> float | None:
+    """Mean over AUs of :func:`roc_auc` on every frame of dense predictions (AUs without both classes skipped);
+    ``None`` when no AU has both."""
+    probs, labels = np.concatenate(preds.probs), np.concatenate(preds.labels)
+    aucs = [roc_auc(probs[:, k], labels[:, k]) for k in range(labels.shape[1])]
+    aucs = [a for a in aucs if not np.isnan(a)]
+    return float(np.mean(aucs)) if aucs else None
+
+
 def best_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     """``(threshold, F1)`` of the best cut: calling ``scores >= threshold`` present gives the highest F1 over every
     threshold (the top-k scores present, for every k); ``(nan, nan)`` without positives.

@@ -43,7 +43,7 @@ class KSOptions(MethodOptions):
 
     name: Literal["ks"] = "ks"
     # --- networks (§3.1.1, supplement §1.1) ---
-    backbone: Literal["resnet18", "resnet34", "resnet50"] = "resnet18"  # paper: ResNet-18 (ImageNet) in both branches
+    backbone: Literal["resnet18", "resnet34", "resnet50", "mobilenet_v2"] = "resnet18"  # paper: ResNet-18 (ImageNet) in both branches
     clip_len: int = Field(5, ge=2, le=16, description="n: frames per clip = number of Spatial Students (paper: 5; studied 2-7)")
     width: int = Field(64, ge=4, description="token width W (paper: W = U, which 8 heads cannot divide for U = 12)")
     heads: int = Field(8, ge=1, description="attention heads of S_a and T_b (paper: 8)")

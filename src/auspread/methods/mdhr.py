@@ -23,7 +23,7 @@ class MDHROptions(MethodOptions):
     """MDHR's options. Defaults are the official ResNet-50 model and recipe (reference B.1–B.9)."""
 
     name: Literal["mdhr"] = "mdhr"
-    backbone: Literal["resnet18", "resnet34", "resnet50", "swin_t", "swin_b"] = "resnet50"
+    backbone: Literal["resnet18", "resnet34", "resnet50", "mobilenet_v2", "swin_t", "swin_b"] = "resnet50"
     width: int = Field(512, ge=4, description="token / AU feature width b (official 512)")
     mfd_channels: int | None = Field(None, ge=4, description="MFD projection channels; None = last stage's (official 8c)")
     clip_len: int = Field(16, ge=2, description="frames per training and test clip (official --length 16)")

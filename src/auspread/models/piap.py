@@ -273,7 +273,7 @@ class DWUNet(nn.Module):
         return y if self.input_stride == 1 else F.interpolate(y, size=size, mode="bilinear", align_corners=False)
 
 
-EncoderArch = Literal["efficientnet_b1", "efficientnet_b0", "resnet18", "small"]
+EncoderArch = Literal["efficientnet_b1", "efficientnet_b0", "mobilenet_v2", "resnet18", "small"]
 
 
 class SmallTrunk(nn.Sequential):
@@ -300,7 +300,8 @@ def _widen_stem(old: nn.Conv2d, in_channels: int, pretrained: bool) -> nn.Conv2d
 
 class Encoder(nn.Module):
     """AU / person encoder trunk ``(B, C_in, H, W) -> (B, C, h, w)`` (h = H/32). EfficientNet-B1 (torchvision; the
-    paper's choice), ResNet-18 (the other methods' trunk; not the paper's, for the encoder comparison of issue 19) or
+    paper's choice), MobileNetV2 (torchvision's ``features``, the same inverted-residual block family, whose ImageNet
+    weights can be had offline; not the paper's), ResNet-18 (the other methods' trunk; not the paper's) or
     ``small``. A non-RGB input (12 channels in stage 2) replaces the stem convolution; with
     pretrained weights its kernel is initialised to the RGB kernel's mean × 3/C_in (keeps the activation scale).
     ``stochastic_depth``: EfficientNet's drop-path probability of its last block (None: torchvision's 0.2)."""

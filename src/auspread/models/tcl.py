@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from auspread.models.backbones import PooledResNet, feature_dim
+from auspread.models.backbones import PooledResNet, feature_dim, pooled_trunk
 
 
 def temporal_shift(x: torch.Tensor, n: int, shift_div: int = 8) -> torch.Tensor:
@@ -50,13 +50,18 @@ class TCLNet(nn.Module):
 
     def __init__(self, num_aus: int, backbone: str = "resnet18", pretrained: str | None = None, shift: bool = True, shift_div: int = 8, dropout: float = 0.0):
         super().__init__()
-        self.backbone = PooledResNet(backbone, pretrained)
+        self.backbone = pooled_trunk(backbone, pretrained)
         self._shifts: list[TemporalShift] = []
-        if shift:
+        if shift and isinstance(self.backbone, PooledResNet):
             for layer in (self.backbone.layer1, self.backbone.layer2, self.backbone.layer3, self.backbone.layer4):
                 for block in layer:
                     block.conv1 = TemporalShift(block.conv1, shift_div)
                     self._shifts.append(block.conv1)
+        elif shift:  # MobileNetV2: TSM's own placement, the first convolution of every residual inverted block
+            for block in self.backbone.features:
+                if getattr(block, "use_res_connect", False):
+                    block.conv[0] = TemporalShift(block.conv[0], shift_div)
+                    self._shifts.append(block.conv[0])
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(feature_dim(backbone), num_aus)
 

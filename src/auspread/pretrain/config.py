@@ -19,7 +19,7 @@ from auspread.engine.config import DataConfig, OptimConfig, apply_overrides, rea
 from auspread.errors import ConfigError
 from auspread.models.backbones import PRETRAIN_TRUNK_FORMAT as TRUNK_FORMAT  # in the cache key: bump it there
 
-PretrainArch = Literal["resnet18", "resnet34", "resnet50", "efficientnet_b0", "efficientnet_b1"]
+PretrainArch = Literal["resnet18", "resnet34", "resnet50", "efficientnet_b0", "efficientnet_b1", "mobilenet_v2"]
 
 
 class _Strict(BaseModel):

@@ -54,6 +54,10 @@ PRESETS: dict[str, dict] = {
     "tiny": {"subjects": 6, "tasks": 2, "frames": 40, "size": 64, "uncoded_margin": 3},
     # default demo data: 4 subjects per part x 3 tasks x ~200 frames at 128 px
     "small": {"subjects": 12, "tasks": 3, "frames": 200, "frames_jitter": 0.2, "size": 128},
+    # the README main job's data: every BP4D subject (41) x 3 tasks x ~120 frames at 128 px: 3.4x small's identities
+    # (what a model learns to generalise from) and 2x its frames, so 2x its labels at a given ratio (generation cost
+    # follows frames: seconds; the training budget is in steps)
+    "wide": {"subjects": 41, "tasks": 3, "frames": 120, "frames_jitter": 0.2, "size": 128},
     # all 41 BP4D subjects x 8 tasks, ~450 frames per task (real: 146,847 coded frames / 328 tasks)
     "bp4d-like": {"subjects": 41, "tasks": 8, "frames": 450, "frames_jitter": 0.3, "size": 128, "uncoded_margin": 8},
     # all 27 DISFA subjects, one long video each (real: 4845 frames at 20 fps)
