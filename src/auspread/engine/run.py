@@ -236,6 +236,21 @@ def _start_weights(cfg: RunConfig) -> dict | None:
     return weights_record(pretrained_file(arch, cfg.pretrained))
 
 
+def _fetch_start_weights(cfg: RunConfig, dist: D.DistInfo) -> None:
+    """Put the ImageNet weights of the run's backbone in the torch cache (rank 0 first), or refuse: a run that
+    cannot start from its weights stops here, not after reading, generating or face-aligning its dataset."""
+    from auspread.pretrain.run import method_arch
+
+    arch = method_arch(cfg)
+    if arch is None or not is_imagenet_spec(cfg.pretrained):
+        return
+    if dist.is_main:
+        pretrained_file(arch, cfg.pretrained)
+    D.barrier()
+    if not dist.is_main:
+        pretrained_file(arch, cfg.pretrained)
+
+
 def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | None = None,
                  hooks: TrainHooks | None = None) -> RunSummary:
     """Train ``cfg`` (or continue the killed run ``resume`` from its ``last.pt``), then evaluate the best
@@ -267,6 +282,7 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
     from auspread.engine.loop import check_batchnorm_options
 
     check_batchnorm_options(cfg.optim, dist, device)  # before any data or run folder
+    _fetch_start_weights(cfg, dist)  # missing ImageNet weights stop the run before data is generated or prepared
 
     seed_everything(cfg.seed)
     index = read_index(cfg.data, progress=show) if dist.is_main else None  # rank 0 generates synthetic data once
