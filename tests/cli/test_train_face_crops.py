@@ -125,7 +125,7 @@ def test_prepare_without_an_output_folder_writes_where_training_looks(manifest, 
 
 def test_train_refuses_under_torchrun_and_with_prepare_never(manifest, cache, tmp_path, capsys, monkeypatch):
     code, err = run_cli(["train", f"out_dir={tmp_path / 'runs'}", "data.dataset=generic", f"data.root={manifest}",
-                         "data.prepare=never", "threads=1"], capsys)
+                         "data.prepare=never", "pretrained=null", "threads=1"], capsys)
     assert code == 2 and err.startswith("error: ") and "auspread prepare" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     monkeypatch.setenv("WORLD_SIZE", "2")

@@ -96,3 +96,19 @@ def test_switching_method_by_override_drops_the_base_methods_options():
     cfg = _config(None, ["method.name=supervised", "method.dropout=0.1"])
     assert cfg.method.name == "supervised" and cfg.method.dropout == 0.1
     assert cfg.data.synth_preset == "wide"  # data and optim of the base stay
+
+
+def test_imagenet_label_on_a_backbone_without_imagenet_weights_is_refused_before_any_data(tmp_path):
+    """PIAP-DF's ``small`` encoder has no ImageNet weights: ``pretrained=imagenet`` would train it from random weights
+    under an ImageNet label, so the run stops before reading or generating data."""
+    import pytest
+
+    from auspread.engine.config import load_config
+    from auspread.engine.run import run_training
+    from auspread.errors import ConfigError
+
+    cfg = load_config(None, ["method.name=piap-df", "method.encoder=small", "pretrained=imagenet",
+                             "data.synth_preset=tiny", f"out_dir={tmp_path / 'runs'}"])
+    with pytest.raises(ConfigError, match="'small' has no ImageNet weights"):
+        run_training(cfg, progress=False)
+    assert not (tmp_path / "runs").exists()

@@ -143,7 +143,7 @@ def test_single_process_helpers_are_no_ops():
 
 # exact per-sample network (BatchNorm on running statistics) and no augmentation, so that the 2 x 4-frame
 # shards of a step see exactly what the single process sees in its 8-frame batch
-SAME = ["method.name=supervised", "method.freeze_bn=true", "data.labels=100%", "data.synth_preset=tiny", "data.image_size=32", "data.augment.flip=false",
+SAME = ["method.name=supervised", "pretrained=null", "method.freeze_bn=true", "data.labels=100%", "data.synth_preset=tiny", "data.image_size=32", "data.augment.flip=false",
         "data.augment.rotation=0", "data.augment.color_jitter=0", "data.augment.crop=false", "optim.epochs=1",
         "optim.batch_size=8", "optim.steps_per_epoch=4", "optim.optimizer=sgd", "optim.lr=0.05", "threads=1"]
 

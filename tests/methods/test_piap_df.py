@@ -251,7 +251,7 @@ def test_inference_model_is_light_and_matches_predict(variant):
 
 
 # --- end to end: `auspread train --method piap-df` on the tiny synthetic preset, resumed between stages ----------------
-TINY = ["method.name=piap-df", "method.encoder=small", "method.width=4", "method.generator_width=4",
+TINY = ["method.name=piap-df", "method.encoder=small", "pretrained=null", "method.width=4", "method.generator_width=4",
         "method.decoder_width=4", "method.stage_epochs={pi1: 1, pi2: 1, person: 1, main: 1, df: 1}",
         "data.synth_preset=tiny", "data.image_size=32", "optim.optimizer=adam", "optim.lr=0.001", "optim.epochs=5",
         "optim.batch_size=8", "optim.steps_per_epoch=2", "threads=1"]

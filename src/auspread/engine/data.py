@@ -36,6 +36,16 @@ def resolve_dataset(dc: DataConfig, progress: bool = True) -> tuple[str, Path]:
     return dc.dataset, Path(dc.root)
 
 
+def check_dataset_root(dc: DataConfig) -> None:
+    """``DataError`` for a named dataset whose root is not set or does not exist, before any work (the synthetic
+    default, generated on first use, passes)."""
+    if dc.dataset == "synthetic" and dc.root is None:
+        return
+    _, root = resolve_dataset(dc, progress=False)
+    if not root.exists():
+        raise DataError(root, "dataset root does not exist (set data.root=...)")
+
+
 def read_index(dc: DataConfig, progress: bool = True) -> VideoIndex:
     """The run's dataset as aligned face crops, frames without a face unlabelled (docs/datasets.md, "Face crops or
     camera frames"). A dataset of full camera frames is replaced by its ``auspread prepare`` output

@@ -29,7 +29,7 @@ import torch
 from auspread.engine import distributed as D
 from auspread.engine.checkpoint import BEST, LAST, Key, load_checkpoint, save_checkpoint
 from auspread.engine.config import RunConfig, build_config, config_to_dict, dump_yaml, saved_run_config
-from auspread.engine.data import (Splits, dataset_info, eval_transform, info_from_dict, info_to_dict, label_summary,
+from auspread.engine.data import (Splits, check_dataset_root, dataset_info, eval_transform, info_from_dict, info_to_dict, label_summary,
                                   open_store, read_index, split_index, validation_labels)
 from auspread.engine.logging import RunLogger
 from auspread.engine.loop import FitResult, Trainer, TrainHooks, autocast_factory, seed_everything
@@ -43,7 +43,7 @@ from auspread.evaluation.report import markdown_table, write_results
 from auspread.evaluation.thresholds import AUThresholds, fit_on_predictions, scores_on_predictions
 from auspread.io import atomic_write_text
 from auspread.methods.base import get_method
-from auspread.models.backbones import is_imagenet_spec, pretrained_file, weights_record
+from auspread.models.backbones import backbone_names, is_imagenet_spec, pretrained_file, weights_record
 
 
 @dataclass
@@ -244,6 +244,9 @@ def _fetch_start_weights(cfg: RunConfig, dist: D.DistInfo) -> None:
     arch = method_arch(cfg)
     if arch is None or not is_imagenet_spec(cfg.pretrained):
         return
+    if arch not in backbone_names():
+        raise ConfigError(f"pretrained={cfg.pretrained} but the backbone {arch!r} has no ImageNet weights (torchvision "
+                          f"backbones: {', '.join(backbone_names())}); set pretrained=null to train it from random weights")
     if dist.is_main:
         pretrained_file(arch, cfg.pretrained)
     D.barrier()
@@ -282,6 +285,7 @@ def run_training(cfg: RunConfig, progress: bool = True, resume: Path | str | Non
     from auspread.engine.loop import check_batchnorm_options
 
     check_batchnorm_options(cfg.optim, dist, device)  # before any data or run folder
+    check_dataset_root(cfg.data)
     _fetch_start_weights(cfg, dist)  # missing ImageNet weights stop the run before data is generated or prepared
 
     seed_everything(cfg.seed)
